@@ -1,0 +1,67 @@
+//! Plumbing shared by the subcommands.
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use speclight::{spec, TokenDist};
+use std::io::Write;
+use std::path::Path;
+
+/// Output formats of commands that print a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TreeFormat {
+    /// Human-readable indented tree with a summary.
+    Text,
+    /// The JSON schema of `speclight::format::TreeJson`.
+    Json,
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// Parses a `--dist` / `--verifier` spec, naming the flag in the error.
+pub fn load_dist(flag: &str, spec_text: &str) -> Result<TokenDist> {
+    spec::parse_dist(spec_text).with_context(|| format!("--{flag}"))
+}
+
+/// Reads a whole text file with a clear error for missing files and non-UTF-8 bytes.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Writes `content` to `out`, or to stdout when `out` is `None`. A file is
+/// written to a temporary sibling and renamed into place, so a failure never
+/// leaves a truncated or half-written file behind.
+pub fn emit(out: Option<&Path>, content: &str) -> Result<()> {
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(content.as_bytes())?;
+            stdout.flush()?;
+        }
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path.file_name().context("output path has no file name")?;
+            let tmp = dir.join(format!(
+                ".{}.tmp{}",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
+            std::fs::write(&tmp, content)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| {
+                let _ = std::fs::remove_file(&tmp);
+                format!("cannot move output into {}", path.display())
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! The `speclight` command-line tool. One file per subcommand; shared
+//! plumbing (spec loading, output formats, atomic writes) is in `common.rs`.
+
+mod build;
+mod common;
+mod eval;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Optimal draft trees for speculative decoding: build, evaluate, certify.
+#[derive(Debug, Parser)]
+#[command(name = "speclight", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Build(build::Args),
+    Eval(eval::Args),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Eval(args) => eval::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: print in full, succeed.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid arguments");
+            eprintln!("speclight: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the whole cause chain, no backtrace.
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("speclight: error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,666 @@
+//! The best-first builder: the `P` most probable prefixes (THEORY.md section 3).
+//!
+//! Because `pi(child) <= pi(parent)`, the `P` largest path probabilities
+//! already form a prefix-closed set, so the optimal tree is "take the `P` most
+//! probable prefixes". The builder finds them with two max-heaps:
+//!
+//! - `candidates`: nodes whose key `ln pi` is known, each the `i`-th child of an
+//!   expanded node. Popping one adds it to the tree and pushes its next sibling
+//!   (the sibling trick: a parent's children enter one at a time, in order).
+//! - `unexpanded`: tree nodes whose distribution has not been asked for yet,
+//!   keyed by their own `ln pi`, an upper bound on every child's key.
+//!
+//! A candidate is committed when its key is at least the best unexpanded key;
+//! otherwise the best unexpanded node is expanded first. So the model is asked
+//! for a node's distribution only when one of its children could be next
+//! (lazy expansion), and a server can batch the `W` best pending expansions
+//! ([`IncrementalBuild`]). Context-free models are expanded eagerly from one
+//! shared copy of the distribution.
+//!
+//! Cost: O(P log P) time for P nodes plus the model calls; space O(P + sum of
+//! the expanded distributions' lengths). A reused [`TreeBuilder`] keeps every
+//! buffer, so building trees no larger than before allocates nothing.
+
+use crate::dist::{TokenDist, TokenId};
+use crate::error::{Error, Result};
+use crate::model::NextTokenModel;
+use crate::tree::DraftTree;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// The largest capacity any builder accepts (2^20 draft tokens). A tree of
+/// this size takes about 100 MiB at most in a builder (README, "Limits").
+pub const MAX_CAPACITY: usize = 1 << 20;
+
+/// Parent index meaning "the root" in the candidate heap and dist spans.
+const ROOT: u32 = u32::MAX;
+
+/// A child waiting in the frontier: the `rank`-th child of `parent`, with the
+/// path log-probability `key` it would have.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    /// `ln pi` of the child.
+    pub key: f64,
+    /// Tree index of the parent, `u32::MAX` for the root.
+    pub parent: u32,
+    /// Rank of the child in the parent's sorted distribution.
+    pub rank: u32,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    /// Larger key first; among equal keys the shallower parent first, then the
+    /// lower rank, so that the order (and the tree) is deterministic.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key
+            .total_cmp(&other.key)
+            .then(
+                other
+                    .parent
+                    .wrapping_add(1)
+                    .cmp(&self.parent.wrapping_add(1)),
+            )
+            .then(other.rank.cmp(&self.rank))
+    }
+}
+
+/// The max-priority queue the builder keeps its candidates in.
+///
+/// Two implementations exist so that the hot path can be benchmarked both
+/// ways (README, "Benchmarks"): [`StdFrontier`] (the default, the faster one)
+/// and, with the `priority-queue` feature, `PriorityQueueFrontier`.
+pub trait Frontier: Default {
+    /// Adds a candidate.
+    fn push(&mut self, c: Candidate);
+    /// Removes and returns the candidate with the largest key.
+    fn pop(&mut self) -> Option<Candidate>;
+    /// The largest key, if any.
+    fn peek_key(&self) -> Option<f64>;
+    /// Removes everything, keeping allocations.
+    fn clear(&mut self);
+}
+
+/// [`Frontier`] over `std::collections::BinaryHeap`.
+#[derive(Debug, Default)]
+pub struct StdFrontier(BinaryHeap<Candidate>);
+
+impl Frontier for StdFrontier {
+    #[inline]
+    fn push(&mut self, c: Candidate) {
+        self.0.push(c);
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Candidate> {
+        self.0.pop()
+    }
+    #[inline]
+    fn peek_key(&self) -> Option<f64> {
+        self.0.peek().map(|c| c.key)
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// [`Frontier`] over the `priority-queue` crate's indexed heap (kept for the
+/// benchmark comparison; it is slower on this workload because every push
+/// hashes its item).
+#[cfg(feature = "priority-queue")]
+#[derive(Debug, Default)]
+pub struct PriorityQueueFrontier(priority_queue::PriorityQueue<(u32, u32), Candidate>);
+
+#[cfg(feature = "priority-queue")]
+impl Frontier for PriorityQueueFrontier {
+    #[inline]
+    fn push(&mut self, c: Candidate) {
+        self.0.push((c.parent, c.rank), c);
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Candidate> {
+        self.0.pop().map(|(_, c)| c)
+    }
+    #[inline]
+    fn peek_key(&self) -> Option<f64> {
+        self.0.peek().map(|(_, c)| c.key)
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// An unexpanded tree node keyed by its own `ln pi`.
+#[derive(Debug, Clone, Copy)]
+struct Unexpanded {
+    key: f64,
+    node: u32,
+}
+
+impl PartialEq for Unexpanded {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Unexpanded {}
+impl PartialOrd for Unexpanded {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Unexpanded {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key
+            .total_cmp(&other.key)
+            .then(other.node.cmp(&self.node))
+    }
+}
+
+/// Where a node's copied distribution lives in the builder's arena.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// Builds optimal draft trees (THEORY.md section 3); reuse it across decoding
+/// steps so that its buffers are reused.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{Iid, TokenDist, TreeBuilder};
+/// let mut model = Iid::new(TokenDist::from_probs(&[0.5, 0.3, 0.2])?);
+/// let mut builder = TreeBuilder::new(64)?.with_max_depth(Some(8))?;
+/// let tree = builder.build(&mut model)?;
+/// assert_eq!(tree.len(), 64);
+/// // OPT(n) for every n <= 64: prefix sums of the popped path probabilities.
+/// assert_eq!(builder.opt_curve().len(), 64);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TreeBuilder<F: Frontier = StdFrontier> {
+    capacity: usize,
+    max_depth: Option<u32>,
+    min_prob: f64,
+    tree: DraftTree,
+    candidates: F,
+    unexpanded: BinaryHeap<Unexpanded>,
+    /// Copied distributions: tokens and log-probabilities, sorted descending.
+    arena_tokens: Vec<TokenId>,
+    arena_logp: Vec<f64>,
+    root_span: Span,
+    /// Per tree node; `len == 0` until the node is expanded.
+    spans: Vec<Span>,
+    /// Context-free model: every node shares the root's span.
+    shared: bool,
+    opt_curve: Vec<f64>,
+    path: Vec<TokenId>,
+    /// Nodes handed out by [`IncrementalBuild::next_batch`] and not yet fed.
+    awaiting: Vec<usize>,
+    expansions: usize,
+}
+
+impl TreeBuilder<StdFrontier> {
+    /// A builder for trees of at most `capacity` nodes, with no depth limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+    pub fn new(capacity: usize) -> Result<Self> {
+        Self::with_frontier(capacity)
+    }
+}
+
+impl<F: Frontier> TreeBuilder<F> {
+    /// As [`TreeBuilder::new`], with an explicit [`Frontier`] type.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+    pub fn with_frontier(capacity: usize) -> Result<Self> {
+        check_capacity(capacity)?;
+        Ok(Self {
+            capacity,
+            max_depth: None,
+            min_prob: 0.0,
+            tree: DraftTree::with_capacity(capacity),
+            candidates: F::default(),
+            unexpanded: BinaryHeap::new(),
+            arena_tokens: Vec::new(),
+            arena_logp: Vec::new(),
+            root_span: Span::default(),
+            spans: Vec::with_capacity(capacity),
+            shared: false,
+            opt_curve: Vec::with_capacity(capacity),
+            path: Vec::new(),
+            awaiting: Vec::new(),
+            expansions: 0,
+        })
+    }
+
+    /// Sets the depth limit `D` (`None` = unlimited).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroDepth`] for `Some(0)`.
+    pub fn with_max_depth(mut self, max_depth: Option<u32>) -> Result<Self> {
+        self.set_max_depth(max_depth)?;
+        Ok(self)
+    }
+
+    /// Stops adding nodes whose path probability is below `min_prob` (a
+    /// probability floor: a server need not pay for hopeless tokens).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] unless `0 <= min_prob <= 1`.
+    pub fn with_min_prob(mut self, min_prob: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&min_prob) {
+            return Err(Error::InvalidArgument(format!(
+                "probability floor {min_prob} is not in [0, 1]"
+            )));
+        }
+        self.min_prob = min_prob;
+        Ok(self)
+    }
+
+    /// Changes the capacity, keeping the buffers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+    pub fn set_capacity(&mut self, capacity: usize) -> Result<()> {
+        check_capacity(capacity)?;
+        self.capacity = capacity;
+        Ok(())
+    }
+
+    /// Changes the depth limit, keeping the buffers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroDepth`] for `Some(0)`.
+    pub fn set_max_depth(&mut self, max_depth: Option<u32>) -> Result<()> {
+        if max_depth == Some(0) {
+            return Err(Error::ZeroDepth);
+        }
+        self.max_depth = max_depth;
+        Ok(())
+    }
+
+    /// The capacity `P`.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The depth limit `D`, if any.
+    pub fn max_depth(&self) -> Option<u32> {
+        self.max_depth
+    }
+
+    /// The tree of the last build.
+    pub fn tree(&self) -> &DraftTree {
+        &self.tree
+    }
+
+    /// `OPT(n)` for `n = 1..=len` of the last build: `opt_curve()[n-1]` is the
+    /// sum of the `n` largest path probabilities, which is the best `E[X]` any
+    /// tree of `n` nodes can reach when the verifier equals the model built
+    /// from. Non-decreasing and concave in `n`.
+    pub fn opt_curve(&self) -> &[f64] {
+        &self.opt_curve
+    }
+
+    /// How many distributions the last build asked of its model (the root
+    /// included): the number of draft forward passes a server would pay.
+    pub fn expansions(&self) -> usize {
+        self.expansions
+    }
+
+    /// Builds the optimal tree for `model`: the `P` most probable prefixes of
+    /// depth at most `D` (fewer if the model's distributions run out). The
+    /// tree stays in the builder; the reference is valid until the next build.
+    ///
+    /// Time O(P log P) plus one model call per expanded node.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model returns.
+    pub fn build<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<&DraftTree> {
+        let context_free = model.is_context_free();
+        self.reset(model.next(&[])?, context_free);
+        while let Some(node) = self.advance() {
+            self.unexpanded.pop();
+            self.tree.path_tokens(node, &mut self.path);
+            let dist = model.next(&self.path)?;
+            self.expand(node, dist);
+        }
+        Ok(&self.tree)
+    }
+
+    /// Builds as [`TreeBuilder::build`] and returns an owned copy of the tree.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model returns.
+    pub fn build_owned<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<DraftTree> {
+        self.build(model).cloned()
+    }
+
+    /// Starts an incremental build from the root's distribution, for servers
+    /// that batch their draft calls. See [`IncrementalBuild`].
+    pub fn begin(&mut self, root: &TokenDist) -> IncrementalBuild<'_, F> {
+        self.reset(root, false);
+        IncrementalBuild { builder: self }
+    }
+
+    fn reset(&mut self, root: &TokenDist, context_free: bool) {
+        self.tree.clear();
+        self.candidates.clear();
+        self.unexpanded.clear();
+        self.arena_tokens.clear();
+        self.arena_logp.clear();
+        self.spans.clear();
+        self.opt_curve.clear();
+        self.awaiting.clear();
+        self.expansions = 0;
+        self.shared = context_free;
+        self.root_span = self.copy_dist(root);
+        self.push_first_child(ROOT, 0.0, self.root_span);
+    }
+
+    fn copy_dist(&mut self, dist: &TokenDist) -> Span {
+        self.expansions += 1;
+        let start = self.arena_tokens.len() as u32;
+        self.arena_tokens.extend_from_slice(dist.tokens());
+        self.arena_logp.extend_from_slice(dist.log_probs());
+        Span {
+            start,
+            len: dist.len() as u32,
+        }
+    }
+
+    #[inline]
+    fn push_first_child(&mut self, parent: u32, parent_key: f64, span: Span) {
+        self.candidates.push(Candidate {
+            key: parent_key + self.arena_logp[span.start as usize],
+            parent,
+            rank: 0,
+        });
+    }
+
+    #[inline]
+    fn span_of(&self, parent: u32) -> Span {
+        if parent == ROOT {
+            self.root_span
+        } else {
+            self.spans[parent as usize]
+        }
+    }
+
+    /// Commits candidates while they beat every unexpanded node. Returns the
+    /// best unexpanded node when its distribution is needed next (left on its
+    /// heap), or `None` when the tree is complete.
+    fn advance(&mut self) -> Option<usize> {
+        let floor = self.min_prob.ln();
+        while self.tree.len() < self.capacity {
+            let best_unexpanded = self.unexpanded.peek().map(|u| u.key);
+            let best_candidate = self.candidates.peek_key();
+            match (best_candidate, best_unexpanded) {
+                (Some(c), u) if u.is_none_or(|u| c >= u) => {
+                    if c < floor {
+                        return None;
+                    }
+                    let cand = self.candidates.pop().expect("peeked");
+                    self.commit(cand);
+                }
+                (_, Some(u)) if u >= floor => {
+                    return Some(self.unexpanded.peek().expect("peeked").node as usize);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Adds a popped candidate to the tree, pushes its next sibling, and
+    /// queues the new node for expansion (or expands it at once when the
+    /// model is context-free).
+    #[inline]
+    fn commit(&mut self, cand: Candidate) {
+        let span = self.span_of(cand.parent);
+        let at = (span.start + cand.rank) as usize;
+        let depth = if cand.parent == ROOT {
+            1
+        } else {
+            self.tree.depth(cand.parent as usize) + 1
+        };
+        let node = self.tree.len() as u32;
+        self.tree
+            .push_unchecked(cand.parent, self.arena_tokens[at], depth, cand.key);
+        self.opt_curve
+            .push(self.opt_curve.last().copied().unwrap_or(0.0) + cand.key.exp());
+        self.spans.push(Span::default());
+        if cand.rank + 1 < span.len {
+            let parent_key = cand.key - self.arena_logp[at];
+            self.candidates.push(Candidate {
+                key: parent_key + self.arena_logp[at + 1],
+                parent: cand.parent,
+                rank: cand.rank + 1,
+            });
+        }
+        if self.max_depth.is_none_or(|d| depth < d) {
+            if self.shared {
+                self.spans[node as usize] = self.root_span;
+                self.push_first_child(node, cand.key, self.root_span);
+            } else {
+                self.unexpanded.push(Unexpanded {
+                    key: cand.key,
+                    node,
+                });
+            }
+        }
+    }
+
+    fn expand(&mut self, node: usize, dist: &TokenDist) {
+        let span = self.copy_dist(dist);
+        self.spans[node] = span;
+        self.push_first_child(node as u32, self.tree.path_logprob(node), span);
+    }
+}
+
+fn check_capacity(capacity: usize) -> Result<()> {
+    if capacity == 0 {
+        return Err(Error::ZeroCapacity);
+    }
+    if capacity > MAX_CAPACITY {
+        return Err(Error::CapacityTooLarge {
+            capacity,
+            max: MAX_CAPACITY,
+        });
+    }
+    Ok(())
+}
+
+/// An incremental build, for servers that batch their draft forward passes.
+///
+/// Loop: [`IncrementalBuild::next_batch`] runs best-first as far as the known
+/// distributions allow and names up to `W` nodes whose distributions are
+/// needed, best first; the caller runs its drafter on those prefixes (one
+/// batched forward pass) and hands each result to
+/// [`IncrementalBuild::feed`]. An empty batch means the tree is complete;
+/// [`IncrementalBuild::finish`] returns it. Finishing early completes the tree
+/// from the known candidates alone, treating unexpanded nodes as leaves.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{NextTokenModel, Iid, TokenDist, TreeBuilder};
+/// let mut drafter = Iid::new(TokenDist::from_probs(&[0.6, 0.3, 0.1])?);
+/// let mut builder = TreeBuilder::new(16)?;
+/// let root = drafter.next(&[])?.clone();
+/// let mut build = builder.begin(&root);
+/// let mut path = Vec::new();
+/// loop {
+///     let batch = build.next_batch(4)?.to_vec();
+///     if batch.is_empty() { break; }
+///     for node in batch {
+///         build.tree().path_tokens(node, &mut path);
+///         let dist = drafter.next(&path)?.clone(); // a server: one batched draft pass
+///         build.feed(node, &dist)?;
+///     }
+/// }
+/// assert_eq!(build.finish()?.len(), 16);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct IncrementalBuild<'b, F: Frontier = StdFrontier> {
+    builder: &'b mut TreeBuilder<F>,
+}
+
+impl<'b, F: Frontier> IncrementalBuild<'b, F> {
+    /// Advances best-first and returns up to `w` nodes (tree indices) whose
+    /// distributions are needed next, best first. Empty when the tree is
+    /// complete. The first node is always needed; the others are the next
+    /// most promising ones, which a batched drafter computes at little extra
+    /// cost.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BuilderState`] if nodes of the previous batch were not fed,
+    /// [`Error::InvalidArgument`] if `w == 0`.
+    pub fn next_batch(&mut self, w: usize) -> Result<&[usize]> {
+        let b = &mut *self.builder;
+        if w == 0 {
+            return Err(Error::InvalidArgument(
+                "batch width must be at least 1".into(),
+            ));
+        }
+        if !b.awaiting.is_empty() {
+            return Err(Error::BuilderState(format!(
+                "{} node(s) of the previous batch were not fed",
+                b.awaiting.len()
+            )));
+        }
+        if b.advance().is_some() {
+            while b.awaiting.len() < w {
+                match b.unexpanded.pop() {
+                    Some(u) => b.awaiting.push(u.node as usize),
+                    None => break,
+                }
+            }
+        }
+        Ok(&b.awaiting)
+    }
+
+    /// Supplies the distribution after `node`'s path.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BuilderState`] if `node` was not requested by the last
+    /// [`IncrementalBuild::next_batch`] or was already fed.
+    pub fn feed(&mut self, node: usize, dist: &TokenDist) -> Result<()> {
+        let b = &mut *self.builder;
+        let Some(pos) = b.awaiting.iter().position(|&n| n == node) else {
+            return Err(Error::BuilderState(format!(
+                "node {node} is not awaiting a distribution"
+            )));
+        };
+        b.awaiting.swap_remove(pos);
+        b.expand(node, dist);
+        Ok(())
+    }
+
+    /// The tree built so far.
+    pub fn tree(&self) -> &DraftTree {
+        &self.builder.tree
+    }
+
+    /// Completes the tree from the candidates already known and returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BuilderState`] if nodes of the last batch were not fed.
+    pub fn finish(self) -> Result<&'b DraftTree> {
+        let b = self.builder;
+        if !b.awaiting.is_empty() {
+            return Err(Error::BuilderState(format!(
+                "{} node(s) of the last batch were not fed",
+                b.awaiting.len()
+            )));
+        }
+        // No more expansions: unexpanded nodes stay leaves.
+        b.unexpanded.clear();
+        b.advance();
+        Ok(&b.tree)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Iid;
+
+    #[test]
+    fn takes_the_most_probable_prefixes() {
+        let mut m = Iid::new(TokenDist::from_probs(&[0.5, 0.3, 0.2]).unwrap());
+        let mut b = TreeBuilder::new(4).unwrap();
+        let t = b.build(&mut m).unwrap().clone();
+        // 0.5, 0.3, 0.25 (0,0), 0.2
+        let probs: Vec<f64> = t.path_logprobs().iter().map(|l| l.exp()).collect();
+        let want = [0.5, 0.3, 0.25, 0.2];
+        for (p, w) in probs.iter().zip(want) {
+            assert!((p - w).abs() < 1e-12, "{probs:?}");
+        }
+        assert!((b.opt_curve()[3] - 1.25).abs() < 1e-12);
+        t.validate().unwrap();
+    }
+
+    #[test]
+    fn depth_limit_is_respected() {
+        let mut m = Iid::new(TokenDist::from_probs(&[0.9, 0.1]).unwrap());
+        let mut b = TreeBuilder::new(3)
+            .unwrap()
+            .with_max_depth(Some(1))
+            .unwrap();
+        let t = b.build(&mut m).unwrap();
+        assert_eq!(t.len(), 2, "only two depth-1 nodes exist");
+        assert_eq!(t.max_depth(), 1);
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        assert_eq!(TreeBuilder::new(0).unwrap_err(), Error::ZeroCapacity);
+        assert!(matches!(
+            TreeBuilder::new(MAX_CAPACITY + 1),
+            Err(Error::CapacityTooLarge { .. })
+        ));
+        assert_eq!(
+            TreeBuilder::new(1)
+                .unwrap()
+                .with_max_depth(Some(0))
+                .unwrap_err(),
+            Error::ZeroDepth
+        );
+    }
+
+    #[test]
+    fn feeding_an_unrequested_node_is_an_error() {
+        let root = TokenDist::from_probs(&[0.6, 0.4]).unwrap();
+        let mut b = TreeBuilder::new(8).unwrap();
+        let mut inc = b.begin(&root);
+        assert!(matches!(inc.feed(0, &root), Err(Error::BuilderState(_))));
+        let batch = inc.next_batch(2).unwrap().to_vec();
+        assert!(!batch.is_empty());
+        assert!(matches!(inc.next_batch(1), Err(Error::BuilderState(_))));
+    }
+}

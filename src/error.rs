@@ -1,0 +1,139 @@
+//! The crate's single error type.
+//!
+//! Every fallible entry point returns [`Result`]. Variants carry the offending
+//! values so that a caller (or the CLI's one-line message) can say exactly what
+//! was wrong without a backtrace. Messages are lower-case, as std's are.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in speclight.
+///
+/// The enum is `#[non_exhaustive]`: later versions add variants for new inputs.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{Error, TokenDist};
+/// let err = TokenDist::from_probs(&[0.5, f64::NAN]).unwrap_err();
+/// assert!(matches!(err, Error::NotFinite { index: 1, .. }));
+/// ```
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A distribution was given no entries.
+    #[error("empty distribution: at least one token is required")]
+    EmptyDistribution,
+    /// A probability, log-probability or logit was NaN or infinite.
+    #[error("value {value} at index {index} is not finite")]
+    NotFinite {
+        /// Position of the value in the input.
+        index: usize,
+        /// The value itself.
+        value: f64,
+    },
+    /// A probability was negative.
+    #[error("probability {value} at index {index} is negative")]
+    NegativeProbability {
+        /// Position of the value in the input.
+        index: usize,
+        /// The value itself.
+        value: f64,
+    },
+    /// A log-probability was positive (a probability above 1).
+    #[error("log-probability {value} at index {index} is above 0")]
+    PositiveLogProb {
+        /// Position of the value in the input.
+        index: usize,
+        /// The value itself.
+        value: f64,
+    },
+    /// Probabilities summed to more than 1 beyond the tolerance.
+    #[error("probabilities sum to {sum}, above 1 + {tolerance}")]
+    SumAboveOne {
+        /// The sum found.
+        sum: f64,
+        /// The tolerance allowed ([`crate::dist::SUM_TOLERANCE`]).
+        tolerance: f64,
+    },
+    /// Probabilities summed to less than 1 where a full distribution is required.
+    #[error(
+        "probabilities sum to {sum}, below 1 - {tolerance}: a full distribution is required here"
+    )]
+    SumBelowOne {
+        /// The sum found.
+        sum: f64,
+        /// The tolerance allowed ([`crate::dist::SUM_TOLERANCE`]).
+        tolerance: f64,
+    },
+    /// All probabilities were zero.
+    #[error("every probability is zero")]
+    ZeroMass,
+    /// The same token id appeared twice in one distribution.
+    #[error("token id {token} appears more than once")]
+    DuplicateToken {
+        /// The repeated token id.
+        token: u32,
+    },
+    /// Token ids and values had different lengths.
+    #[error("{tokens} token ids but {values} values")]
+    LengthMismatch {
+        /// Number of token ids.
+        tokens: usize,
+        /// Number of values.
+        values: usize,
+    },
+    /// A sampling temperature was not a positive finite number.
+    #[error("temperature {0} is not a positive finite number")]
+    BadTemperature(f64),
+    /// `top_k` was zero.
+    #[error("top-k must be at least 1")]
+    ZeroTopK,
+    /// A capacity of zero draft tokens.
+    #[error("capacity must be at least 1")]
+    ZeroCapacity,
+    /// A capacity above [`crate::MAX_CAPACITY`].
+    #[error("capacity {capacity} is above the maximum {max}")]
+    CapacityTooLarge {
+        /// The capacity asked for.
+        capacity: usize,
+        /// The documented maximum.
+        max: usize,
+    },
+    /// A depth limit of zero.
+    #[error("depth limit must be at least 1")]
+    ZeroDepth,
+    /// A tree broke one of its invariants.
+    #[error("invalid tree: node {node}: {reason}")]
+    InvalidTree {
+        /// Index of the first offending node.
+        node: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A positional acceptance vector was invalid.
+    #[error("invalid acceptance vector: {0}")]
+    InvalidAcceptance(String),
+    /// A distribution spec (`0.5,0.3`, `zipf:S:N`, ...) could not be parsed.
+    #[error("invalid distribution spec {spec:?}: {reason}")]
+    InvalidSpec {
+        /// The spec as given.
+        spec: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A model could not supply a distribution for a prefix.
+    #[error("model error: {0}")]
+    Model(String),
+    /// The incremental builder was driven out of order.
+    #[error("incremental builder misuse: {0}")]
+    BuilderState(String),
+    /// The verification walk or Monte-Carlo simulation was given bad arguments.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A file or string could not be parsed.
+    #[error("parse error: {0}")]
+    Parse(String),
+}
+
+/// Shorthand for `std::result::Result<T, speclight::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;

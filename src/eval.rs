@@ -1,0 +1,256 @@
+//! The DP evaluator: exact `E[X]` and the distribution of `X` (THEORY.md
+//! section 2), plus a seeded Monte-Carlo simulation of the verification walk
+//! that the tests use as a second method.
+//!
+//! With `pi(v)` the verifier's probability of reaching node `v`,
+//! `E[X] = sum_v pi(v)` and `P(X >= k) = sum_{depth(v) = k} pi(v)`. The
+//! programme runs over the arena in topological order, in log space so that
+//! trees thousands of nodes deep do not underflow to NaN:
+//! `ln reach(v) = ln reach(parent) + ln p(token_v | parent)`.
+
+use crate::dist::TokenId;
+use crate::error::{Error, Result};
+use crate::model::NextTokenModel;
+use crate::tree::DraftTree;
+use rand::{rngs::StdRng, SeedableRng};
+
+/// Exact value of a tree under a verifier.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{evaluate, Iid, TokenDist, TreeBuilder};
+/// let mut p = Iid::new(TokenDist::from_probs(&[0.5, 0.5])?);
+/// let tree = TreeBuilder::new(3)?.build_owned(&mut p)?;
+/// let ev = evaluate(&tree, &mut p)?;
+/// assert!((ev.expected_accepted - 1.25).abs() < 1e-12);
+/// assert_eq!(ev.accept_at_least, vec![1.0, 0.25]);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// `E[X]`, the expected number of accepted draft tokens.
+    pub expected_accepted: f64,
+    /// `accept_at_least[k-1] = P(X >= k)` for `k = 1..=max_depth`.
+    pub accept_at_least: Vec<f64>,
+}
+
+impl Evaluation {
+    /// `P(X = k)` for `k = 0..=max_depth`, from the tail sums.
+    pub fn accept_length_pmf(&self) -> Vec<f64> {
+        let at_least = |k: usize| {
+            if k == 0 {
+                1.0
+            } else {
+                self.accept_at_least.get(k - 1).copied().unwrap_or(0.0)
+            }
+        };
+        (0..=self.accept_at_least.len())
+            .map(|k| (at_least(k) - at_least(k + 1)).max(0.0))
+            .collect()
+    }
+}
+
+/// Reusable buffers for [`evaluate`]: a server evaluating every step keeps
+/// one and allocates nothing once warmed up.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    log_reach: Vec<f64>,
+    /// Children grouped by parent (CSR): `child_start[u+1]..child_start[u+2]`
+    /// for node `u`, slot 0 for the root.
+    child_start: Vec<u32>,
+    child_list: Vec<u32>,
+    path: Vec<TokenId>,
+}
+
+impl Evaluator {
+    /// An evaluator with empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Per-node `ln pi(v)` of the last evaluation, in arena order.
+    pub fn log_reach(&self) -> &[f64] {
+        &self.log_reach
+    }
+
+    /// Evaluates `tree` under `verifier`: one model call per internal node
+    /// (one in all for a context-free model) and O(log k) per node for the
+    /// token look-up. Time O(|T| (depth + log k)), space O(|T|).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTree`] if the arena is not topological, and whatever
+    /// the model returns.
+    pub fn evaluate<M: NextTokenModel + ?Sized>(
+        &mut self,
+        tree: &DraftTree,
+        verifier: &mut M,
+    ) -> Result<Evaluation> {
+        let n = tree.len();
+        let parents = tree.parent_indices();
+        if let Some(bad) = (0..n).find(|&i| parents[i] != u32::MAX && parents[i] as usize >= i) {
+            return Err(Error::InvalidTree {
+                node: bad,
+                reason: "parent does not come before the node".into(),
+            });
+        }
+        self.log_reach.clear();
+        self.log_reach.resize(n, f64::NEG_INFINITY);
+        if verifier.is_context_free() {
+            let dist = verifier.next(&[])?;
+            for (v, &token) in tree.tokens().iter().enumerate() {
+                self.log_reach[v] = dist.log_prob_of(token);
+            }
+        } else {
+            self.group_children(parents);
+            for slot in 0..=n {
+                let kids = self.child_start[slot] as usize..self.child_start[slot + 1] as usize;
+                if kids.is_empty() {
+                    continue;
+                }
+                match slot {
+                    0 => self.path.clear(),
+                    u => tree.path_tokens(u - 1, &mut self.path),
+                }
+                let dist = verifier.next(&self.path)?;
+                for &c in &self.child_list[kids] {
+                    self.log_reach[c as usize] = dist.log_prob_of(tree.token(c as usize));
+                }
+            }
+        }
+        let mut accept_at_least = vec![0.0; tree.max_depth() as usize];
+        let mut expected = 0.0;
+        for v in 0..n {
+            if parents[v] != u32::MAX {
+                // -inf + finite stays -inf: an unreachable subtree adds 0, never NaN.
+                self.log_reach[v] += self.log_reach[parents[v] as usize];
+            }
+            let reach = self.log_reach[v].exp();
+            expected += reach;
+            accept_at_least[tree.depth(v) as usize - 1] += reach;
+        }
+        Ok(Evaluation {
+            expected_accepted: expected,
+            accept_at_least,
+        })
+    }
+
+    fn group_children(&mut self, parents: &[u32]) {
+        let slot = |p: u32| if p == u32::MAX { 0 } else { p as usize + 1 };
+        let n = parents.len();
+        self.child_start.clear();
+        self.child_start.resize(n + 2, 0);
+        for &p in parents {
+            self.child_start[slot(p) + 1] += 1;
+        }
+        for i in 1..self.child_start.len() {
+            self.child_start[i] += self.child_start[i - 1];
+        }
+        self.child_list.clear();
+        self.child_list.resize(n, 0);
+        // Fill in arena order using a running cursor per slot, then restore starts.
+        for (v, &p) in parents.iter().enumerate() {
+            let s = slot(p);
+            self.child_list[self.child_start[s] as usize] = v as u32;
+            self.child_start[s] += 1;
+        }
+        for i in (1..self.child_start.len()).rev() {
+            self.child_start[i] = self.child_start[i - 1];
+        }
+        self.child_start[0] = 0;
+    }
+}
+
+/// Exact `E[X]` and `P(X >= k)` of `tree` under `verifier` (THEORY.md
+/// section 2). Allocates its buffers; see [`Evaluator`] to reuse them.
+///
+/// # Errors
+///
+/// As [`Evaluator::evaluate`].
+pub fn evaluate<M: NextTokenModel + ?Sized>(
+    tree: &DraftTree,
+    verifier: &mut M,
+) -> Result<Evaluation> {
+    Evaluator::new().evaluate(tree, verifier)
+}
+
+/// Result of [`monte_carlo`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonteCarlo {
+    /// Sample mean of `X`.
+    pub mean: f64,
+    /// Standard error of the mean.
+    pub std_err: f64,
+    /// `histogram[k]` = number of walks that accepted exactly `k` tokens.
+    pub histogram: Vec<u64>,
+    /// Number of walks.
+    pub samples: u64,
+}
+
+/// Simulates `samples` verification walks (THEORY.md section 1): sample the
+/// verifier's token at the root, descend while the tree has a child with that
+/// token. Seeded, so reruns agree. Time O(samples x depth x (k + |T|)): a
+/// test oracle, not a hot path.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] for `samples == 0`, and whatever the model returns.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{evaluate, monte_carlo, Iid, TokenDist, TreeBuilder};
+/// let mut p = Iid::new(TokenDist::from_probs(&[0.7, 0.3])?);
+/// let tree = TreeBuilder::new(8)?.build_owned(&mut p)?;
+/// let exact = evaluate(&tree, &mut p)?.expected_accepted;
+/// let mc = monte_carlo(&tree, &mut p, 20_000, 7)?;
+/// assert!((mc.mean - exact).abs() < 5.0 * mc.std_err);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+pub fn monte_carlo<M: NextTokenModel + ?Sized>(
+    tree: &DraftTree,
+    verifier: &mut M,
+    samples: u64,
+    seed: u64,
+) -> Result<MonteCarlo> {
+    if samples == 0 {
+        return Err(Error::InvalidArgument(
+            "monte carlo needs at least one sample".into(),
+        ));
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut histogram = vec![0u64; tree.max_depth() as usize + 1];
+    let mut path = Vec::new();
+    let (mut sum, mut sum_sq) = (0.0, 0.0);
+    for _ in 0..samples {
+        path.clear();
+        let mut at: Option<usize> = None;
+        while let Some(y) = verifier.next(&path)?.sample(&mut rng) {
+            match tree.children(at).find(|&c| tree.token(c) == y) {
+                Some(c) => {
+                    at = Some(c);
+                    path.push(y);
+                }
+                None => break,
+            }
+        }
+        let accepted = path.len();
+        histogram[accepted] += 1;
+        sum += accepted as f64;
+        sum_sq += (accepted * accepted) as f64;
+    }
+    let n = samples as f64;
+    let mean = sum / n;
+    let var = if samples > 1 {
+        ((sum_sq - n * mean * mean) / (n - 1.0)).max(0.0)
+    } else {
+        0.0
+    };
+    Ok(MonteCarlo {
+        mean,
+        std_err: (var / n).sqrt(),
+        histogram,
+        samples,
+    })
+}
