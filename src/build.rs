@@ -121,6 +121,37 @@ impl Frontier for StdFrontier {
     }
 }
 
+/// [`Frontier`] over a 4-ary heap (`dary_heap`): half the depth of a binary
+/// heap, and its four children share a cache line.
+#[derive(Debug, Default)]
+pub struct QuaternaryFrontier(dary_heap::QuaternaryHeap<Candidate>);
+
+impl Frontier for QuaternaryFrontier {
+    #[inline]
+    fn push(&mut self, c: Candidate) {
+        self.0.push(c);
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Candidate> {
+        self.0.pop()
+    }
+    #[inline]
+    fn peek(&self) -> Option<Candidate> {
+        self.0.peek().copied()
+    }
+    #[inline]
+    fn replace_top(&mut self, c: Candidate) {
+        if self.0.is_empty() {
+            self.0.push(c);
+        } else if let Some(mut top) = self.0.peek_mut() {
+            *top = c;
+        }
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// [`Frontier`] over the `priority-queue` crate's indexed heap (kept for the
 /// benchmark comparison; it is slower on this workload because every push
 /// hashes its item).
