@@ -301,12 +301,9 @@ impl DraftCost {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostModel {
-    /// `T_v(n)`: the verifier's pass over `n` draft tokens.
-    pub verifier: LatencyProfile,
-    /// The drafter's cost.
-    pub draft: DraftCost,
-    /// `T_0`: fixed seconds per iteration (sampling, scheduling, ...).
-    pub overhead: f64,
+    verifier: LatencyProfile,
+    draft: DraftCost,
+    overhead: f64,
 }
 
 impl CostModel {
@@ -337,6 +334,21 @@ impl CostModel {
             draft,
             overhead,
         })
+    }
+
+    /// `T_v(n)`: the verifier's pass over `n` draft tokens.
+    pub fn verifier(&self) -> &LatencyProfile {
+        &self.verifier
+    }
+
+    /// The drafter's cost.
+    pub fn draft(&self) -> &DraftCost {
+        &self.draft
+    }
+
+    /// `T_0`: fixed seconds per iteration (sampling, scheduling, ...).
+    pub fn overhead(&self) -> f64 {
+        self.overhead
     }
 
     /// Seconds per token of plain decoding: `T_v(0) + T_0`.

@@ -51,7 +51,8 @@ pub struct Solution {
     pub best: CapacityPoint,
     /// The speed of light (see [`speed_of_light`]).
     pub speed_of_light: SpeedOfLight,
-    /// `best.speedup / speed_of_light.speedup`, in `(0, 1]`.
+    /// `best.speedup / speed_of_light.speedup`: in `(0, 1]` up to rounding,
+    /// since the speed of light bounds every row.
     pub speedup_ratio: f64,
     /// Every `(n, D)` entry, ordered by `D` then `n`. A row exists only if
     /// the `D`-limited tree can hold `n` nodes (a distribution with finite
@@ -204,10 +205,10 @@ impl CapacitySolver {
             // Update the drafter's cost for the one level that grew.
             let w = &mut widths[depth as usize - 1];
             if *w > 0 {
-                draft -= self.cost.draft.step(*w);
+                draft -= self.cost.draft().step(*w);
             }
             *w += 1;
-            draft += self.cost.draft.step(*w);
+            draft += self.cost.draft().step(*w);
             let n = i + 1;
             let tokens_per_second = self.cost.tokens_per_second(value, n, draft);
             table.push(CapacityPoint {
@@ -342,7 +343,7 @@ mod tests {
         for &depth in tree.depths() {
             widths[depth as usize - 1] += 1;
         }
-        let draft = cost.draft.of_levels(&widths);
+        let draft = cost.draft().of_levels(&widths);
         (value, cost.tokens_per_second(value, n, draft))
     }
 
