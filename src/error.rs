@@ -133,6 +133,42 @@ pub enum Error {
     /// A file or string could not be parsed.
     #[error("parse error: {0}")]
     Parse(String),
+    /// A latency profile had no points.
+    #[error("empty latency profile: at least one (draft_tokens, seconds) point is required")]
+    EmptyLatencyProfile,
+    /// A latency profile's token counts were not increasing.
+    #[error(
+        "latency profile token counts must increase: {tokens} at point {index} follows {previous}"
+    )]
+    LatencyTokensNotIncreasing {
+        /// Row of the offending point (0-based, header excluded).
+        index: usize,
+        /// Its token count.
+        tokens: u64,
+        /// The token count of the row before.
+        previous: u64,
+    },
+    /// A latency profile listed the same token count twice.
+    #[error("latency profile lists {tokens} draft tokens twice (points {first} and {second}, counted from 0)")]
+    DuplicateLatencyPoint {
+        /// The repeated token count.
+        tokens: u64,
+        /// Row of its first occurrence.
+        first: usize,
+        /// Row of its second occurrence.
+        second: usize,
+    },
+    /// A latency (seconds) was negative, NaN or infinite.
+    #[error("latency {seconds} s at point {index} is not a finite number >= 0")]
+    InvalidLatency {
+        /// Row of the offending point.
+        index: usize,
+        /// The value itself.
+        seconds: f64,
+    },
+    /// A batch allocation's budget, minimums and caps cannot be met together.
+    #[error("infeasible allocation: {0}")]
+    InfeasibleAllocation(String),
 }
 
 /// Shorthand for `std::result::Result<T, speclight::Error>`.

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod capacity;
 pub mod dist;
 pub mod error;
 pub mod eval;

@@ -1,9 +1,11 @@
 //! The `speclight` command-line tool. One file per subcommand; shared
 //! plumbing (spec loading, output formats, atomic writes) is in `common.rs`.
 
+mod allocate;
 mod build;
 mod common;
 mod eval;
+mod solve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,12 +22,16 @@ struct Cli {
 enum Command {
     Build(build::Args),
     Eval(eval::Args),
+    Solve(solve::Args),
+    Allocate(allocate::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Solve(args) => solve::run(args),
+        Command::Allocate(args) => allocate::run(args),
     }
 }
 
