@@ -31,6 +31,7 @@ pub mod eval;
 #[cfg(feature = "serde")]
 pub mod format;
 pub mod model;
+pub mod serve;
 pub mod spec;
 pub mod tree;
 
