@@ -677,7 +677,10 @@ mod tests {
             // JSON of the tree and back.
             let text = serde_json::to_string(&TreeJson::from_tree(&tree, None, None)).unwrap();
             let back = TreeJson::parse_tree(&text).unwrap();
-            prop_assert_eq!(&back, &tree);
+            prop_assert_eq!(back.tokens(), tree.tokens());
+            prop_assert_eq!(back.parent_indices(), tree.parent_indices());
+            // (An empty tree has vacuously "all" draft probabilities in JSON.)
+            prop_assert!(tree.is_empty() || !back.has_draft_probs());
             // DOT is export only: one node per draft token plus the root, one edge each.
             let dot = to_dot(&tree);
             prop_assert_eq!(dot.matches("->").count(), tree.len());
