@@ -333,8 +333,9 @@ impl VerifierInputs {
     /// [`Error::InputLength`] if the view has another shape.
     pub fn write_mask_bool_into(&self, mut out: ArrayViewMut2<'_, bool>) -> Result<()> {
         self.check_square("boolean mask", out.dim())?;
-        for ((r, c), v) in out.indexed_iter_mut() {
-            *v = self.is_visible(r, c);
+        out.fill(false);
+        for r in 0..self.num_positions() {
+            self.for_each_ancestor(r, |c| out[[r, c]] = true);
         }
         Ok(())
     }
@@ -346,7 +347,8 @@ impl VerifierInputs {
     }
 
     /// Writes the additive attention bias, row-major `(P + 1) x (P + 1)`:
-    /// `0.0` where visible, `f32::NEG_INFINITY` elsewhere. O(P^2).
+    /// `0.0` where visible, `f32::NEG_INFINITY` elsewhere. O(P^2) for the
+    /// row fills plus O(sum of depths) for the ancestors.
     ///
     /// # Errors
     ///
@@ -360,14 +362,26 @@ impl VerifierInputs {
                 got: out.len(),
             });
         }
+        // Fill each row with -inf (a memset), then clear the O(depth) ancestors:
+        // much faster than testing all (P + 1)^2 bits.
         for (r, row) in out.chunks_exact_mut(n.max(1)).enumerate() {
-            let words = &self.mask_words[r * self.words_per_row..(r + 1) * self.words_per_row];
-            for (c, v) in row.iter_mut().enumerate() {
-                let visible = words[c / 64] >> (c % 64) & 1 == 1;
-                *v = if visible { 0.0 } else { f32::NEG_INFINITY };
-            }
+            row.fill(f32::NEG_INFINITY);
+            self.for_each_ancestor(r, |c| row[c] = 0.0);
         }
         Ok(())
+    }
+
+    /// Calls `f` on `row` and each of its ancestors up to the root. O(depth).
+    #[inline]
+    fn for_each_ancestor(&self, row: usize, mut f: impl FnMut(usize)) {
+        let mut j = row;
+        loop {
+            f(j);
+            if j == 0 {
+                return;
+            }
+            j = self.parents[j] as usize;
+        }
     }
 
     /// The additive bias as a new `(P + 1) x (P + 1)` array (allocates).
@@ -1003,3 +1017,9 @@ mod tests {
         assert_eq!(build_batch(&mut models, 0, None), Err(Error::ZeroCapacity));
     }
 }
+
+/// The "Embedding in a server" section (docs/embedding.md), doc-tested here
+/// so that the README's copy of it stays a compiling example.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/embedding.md")]
+pub struct EmbeddingDoc;
