@@ -64,6 +64,11 @@ use ndarray::{Array2, ArrayViewMut2};
 /// and the padding of retrieve indices.
 pub const NONE: i64 = -1;
 
+/// The largest tree [`VerifierInputs::fill`] accepts, 2^14 draft tokens: the
+/// attention mask is quadratic (the packed mask of this size is 32 MiB, the
+/// `f32` bias 1 GiB), far beyond what a verifier checks in one pass.
+pub const MAX_TREE_NODES: usize = 1 << 14;
+
 /// Parent value of a child of the root in [`DraftTree::parent_indices`].
 const TREE_ROOT: u32 = u32::MAX;
 
@@ -127,6 +132,7 @@ impl VerifierInputs {
     ///
     /// [`Error::InvalidArgument`] if `context_len` is 0 (the root is the
     /// context's last token) or a position id overflows `i64`;
+    /// [`Error::CapacityTooLarge`] for a tree above [`MAX_TREE_NODES`];
     /// [`Error::InvalidTree`] if two siblings carry the same token (the walk
     /// would be ambiguous). Nothing is half-written in a way later calls
     /// could mistake for a valid fill: on error the buffers are emptied.
@@ -167,6 +173,12 @@ impl VerifierInputs {
                     "context length {context_len} must be at least 1 (the root is its last token) and fit in i64"
                 ))
             })?;
+        if tree.len() > MAX_TREE_NODES {
+            return Err(Error::CapacityTooLarge {
+                capacity: tree.len(),
+                max: MAX_TREE_NODES,
+            });
+        }
         let n = tree.len() + 1;
         // Tree position of node i's parent.
         let parent_pos = |p: u32| if p == TREE_ROOT { 0 } else { p as usize + 1 };
@@ -710,9 +722,11 @@ impl Accepted {
     }
 }
 
-/// Builds one tree per request in parallel (rayon), each worker reusing its
-/// own [`crate::TreeBuilder`] (`map_init`), so a batch of `B` requests pays
-/// roughly one builder allocation per worker thread, not per request.
+/// Builds one tree per request in parallel (rayon). Each rayon work split
+/// gets its own [`crate::TreeBuilder`] (`map_init`) and reuses it for all
+/// the requests it handles, so builders are created per split (a few per
+/// thread), not per request. Trees come back in request order, equal to
+/// sequential builds.
 ///
 /// # Errors
 ///
@@ -977,6 +991,21 @@ mod tests {
         assert!(
             (mean - exact).abs() < 5.0 * sd,
             "monte carlo {mean} vs dp {exact} (sd {sd}, seed 20261129)"
+        );
+    }
+
+    #[test]
+    fn oversized_trees_are_refused() {
+        let mut t = DraftTree::new();
+        for i in 0..=MAX_TREE_NODES {
+            t.push(None, i as u32, -1.0).unwrap();
+        }
+        assert_eq!(
+            VerifierInputs::new().fill(&t, 2, 0),
+            Err(Error::CapacityTooLarge {
+                capacity: MAX_TREE_NODES + 1,
+                max: MAX_TREE_NODES
+            })
         );
     }
 
