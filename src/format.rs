@@ -21,7 +21,9 @@
 //! list of tuples, `[(0,), (1,), (0, 0)]`, sorted breadth-first by
 //! `(length, path)` ([`parse_vllm_tree`], [`vllm_tree_string`]). Both servers
 //! put the root at row 0 of their tree mask and the nodes after it in this
-//! breadth-first order, as [`crate::serve::VerifierInputs`] does.
+//! breadth-first order, as [`crate::serve::VerifierInputs`] does. vLLM's
+//! EAGLE proposer drafts only trees whose branching is fixed per level
+//! exactly as written: check with [`is_level_uniform`].
 //!
 //! A tree read from rank paths ([`from_rank_paths`]) has token = rank and no
 //! drafter probabilities ([`DraftTree::set_no_draft_probs`]). That is exactly
@@ -342,6 +344,52 @@ pub fn to_rank_paths(tree: &DraftTree, rule: RankRule) -> Result<Vec<Vec<u32>>> 
         .collect();
     sort_breadth_first(&mut paths);
     Ok(paths)
+}
+
+/// Whether every node of each level has the same children, ranks
+/// `0..k_d` for a `k_d` fixed per level (a chain and a full `k`-ary tree do;
+/// most best-first trees do not). vLLM's EAGLE tree proposer, in the
+/// versions read while writing this, drafts `k_d` = (nodes at level `d`) /
+/// (nodes at level `d - 1`) top-ranked children below *every* node of the
+/// previous level, so only such trees are drafted exactly as written; vLLM
+/// parses and verifies any prefix-closed tree. O(sum of path lengths).
+///
+/// # Examples
+///
+/// ```
+/// use speclight::format::is_level_uniform;
+/// assert!(is_level_uniform(&[vec![0], vec![1], vec![0, 0], vec![1, 0]]));
+/// assert!(!is_level_uniform(&[vec![0], vec![1], vec![0, 0]]));
+/// ```
+pub fn is_level_uniform(paths: &[Vec<u32>]) -> bool {
+    let mut sorted = paths.to_vec();
+    sort_breadth_first(&mut sorted);
+    // Children count per parent path, and the expected count per level.
+    let mut kids: HashMap<&[u32], u32> = HashMap::new();
+    for p in &sorted {
+        if let Some((&rank, parent)) = p.split_last() {
+            let count = kids.entry(parent).or_insert(0);
+            if rank != *count {
+                return false; // ranks must be 0, 1, ... without gaps
+            }
+            *count += 1;
+        }
+    }
+    let max_len = sorted.last().map_or(0, Vec::len);
+    let mut per_level: Vec<Option<u32>> = vec![None; max_len + 1];
+    let parents = std::iter::once(&[][..]).chain(sorted.iter().map(Vec::as_slice));
+    for parent in parents {
+        if parent.len() >= max_len {
+            continue;
+        }
+        let k = kids.get(parent).copied().unwrap_or(0);
+        match per_level[parent.len()] {
+            None => per_level[parent.len()] = Some(k),
+            Some(want) if want != k => return false,
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 /// Parses Medusa's `medusa_choices`, a JSON list of rank paths such as
@@ -738,6 +786,46 @@ mod tests {
                 to_rank_paths(&tree, RankRule::TokenIsRank).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn level_uniformity_matches_a_full_tree_count() {
+        // Full trees with per-level branching k_d are uniform, and the node
+        // count is the sum of the products of the k's.
+        for ks in [vec![1, 1, 1], vec![3, 2], vec![2, 1, 3]] {
+            let mut level: Vec<Vec<u32>> = vec![Vec::new()];
+            let mut paths = Vec::new();
+            for &k in &ks {
+                level = level
+                    .iter()
+                    .flat_map(|p| {
+                        (0..k).map(move |r| {
+                            let mut c = p.clone();
+                            c.push(r);
+                            c
+                        })
+                    })
+                    .collect();
+                paths.extend(level.iter().cloned());
+            }
+            let count: u32 = (1..=ks.len())
+                .map(|d| ks[..d].iter().product::<u32>())
+                .sum();
+            assert_eq!(paths.len() as u32, count);
+            assert!(is_level_uniform(&paths), "{ks:?}");
+            // Dropping the last path (the highest-ranked deepest node) breaks it,
+            // unless the last level only had one node.
+            let mut cut = paths.clone();
+            cut.pop();
+            let last_level = ks.iter().product::<u32>();
+            assert_eq!(
+                is_level_uniform(&cut),
+                last_level == 1 || cut.is_empty(),
+                "{ks:?}"
+            );
+        }
+        assert!(!is_level_uniform(&[vec![1]]), "rank gap");
+        assert!(is_level_uniform(&[]));
     }
 
     #[test]
