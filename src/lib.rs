@@ -40,4 +40,5 @@ pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};
 pub use eval::{evaluate, monte_carlo, Evaluation, Evaluator, MonteCarlo};
 pub use model::{Iid, NextTokenModel, Positional};
+pub use serve::{Accepted, VerifierInputs};
 pub use tree::{DraftTree, Node};
