@@ -169,6 +169,47 @@ pub enum Error {
     /// A batch allocation's budget, minimums and caps cannot be met together.
     #[error("infeasible allocation: {0}")]
     InfeasibleAllocation(String),
+    /// A per-position input (verifier tokens, distributions, an output
+    /// buffer) does not match the size of the tree it is used with.
+    #[error("{what} has length {got}, expected {expected}")]
+    InputLength {
+        /// Which input.
+        what: &'static str,
+        /// Length the tree requires.
+        expected: usize,
+        /// Length given.
+        got: usize,
+    },
+    /// A rank path (Medusa choice, vLLM tree tuple) is empty: the root is implicit.
+    #[error("rank path at index {index} is empty: the root is implicit and not listed")]
+    EmptyRankPath {
+        /// Position of the path in the list.
+        index: usize,
+    },
+    /// A rank path whose parent path is not in the list (the tree has a gap).
+    #[error("rank path {path:?} has no parent path {parent:?} in the list")]
+    MissingParentPath {
+        /// The path.
+        path: Vec<u32>,
+        /// Its missing parent.
+        parent: Vec<u32>,
+    },
+    /// The same rank path appears twice.
+    #[error("rank path {path:?} appears more than once")]
+    DuplicateRankPath {
+        /// The repeated path.
+        path: Vec<u32>,
+    },
+    /// A rank at or beyond the allowed vocabulary / top-k size.
+    #[error("rank {rank} in path {path:?} is not below the limit {limit}")]
+    RankOutOfRange {
+        /// The path holding it.
+        path: Vec<u32>,
+        /// The rank.
+        rank: u32,
+        /// The limit (vocabulary or top-k size).
+        limit: usize,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, speclight::Error>`.

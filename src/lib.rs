@@ -32,6 +32,7 @@ pub mod eval;
 #[cfg(feature = "serde")]
 pub mod format;
 pub mod model;
+pub mod serve;
 pub mod spec;
 pub mod tree;
 
@@ -40,6 +41,7 @@ pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};
 pub use eval::{evaluate, monte_carlo, Evaluation, Evaluator, MonteCarlo};
 pub use model::{Iid, NextTokenModel, Positional};
+pub use serve::{Accepted, VerifierInputs};
 pub use tree::{DraftTree, Node};
 
 /// The README's examples, compiled and run as doc tests.

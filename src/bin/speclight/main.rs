@@ -4,6 +4,7 @@
 mod allocate;
 mod build;
 mod common;
+mod convert;
 mod eval;
 mod solve;
 
@@ -24,6 +25,7 @@ enum Command {
     Eval(eval::Args),
     Solve(solve::Args),
     Allocate(allocate::Args),
+    Convert(convert::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Solve(args) => solve::run(args),
         Command::Allocate(args) => allocate::run(args),
+        Command::Convert(args) => convert::run(args),
     }
 }
 
