@@ -210,6 +210,17 @@ pub enum Error {
         /// The limit (vocabulary or top-k size).
         limit: usize,
     },
+    /// A paired-trace record is malformed or out of order.
+    #[error("trace line {line}: {reason}")]
+    TraceRecord {
+        /// 1-based line number in the trace file.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading an input failed.
+    #[error("i/o error: {0}")]
+    Io(String),
 }
 
 /// Shorthand for `std::result::Result<T, speclight::Error>`.

@@ -35,12 +35,14 @@ pub mod model;
 pub mod serve;
 pub mod spec;
 pub mod tree;
+#[cfg(feature = "serde")]
+pub mod tune;
 
 pub use build::{IncrementalBuild, TreeBuilder, MAX_CAPACITY};
 pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};
 pub use eval::{evaluate, monte_carlo, Evaluation, Evaluator, MonteCarlo};
-pub use model::{Iid, NextTokenModel, Positional};
+pub use model::{Iid, NextTokenModel, Positional, PositionalByDepth};
 pub use serve::{Accepted, VerifierInputs};
 pub use tree::{DraftTree, Node};
 

@@ -8,9 +8,11 @@
 
 mod iid;
 mod positional;
+mod positional_by_depth;
 
 pub use iid::Iid;
 pub use positional::Positional;
+pub use positional_by_depth::PositionalByDepth;
 
 use crate::dist::{TokenDist, TokenId};
 use crate::error::Result;

@@ -1,0 +1,388 @@
+//! Tree policies compared on held-out data: best-first static trees and the
+//! peer-style baselines (chain, fixed k-ary tree, EAGLE-style dynamic tree),
+//! and the walks that measure them against recorded groups.
+
+use super::reader::Group;
+use crate::error::{Error, Result};
+use crate::tree::DraftTree;
+
+/// A static tree whose tokens are ranks, indexed for walking.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::tune::{chain_tree, RankTree};
+/// let t = RankTree::new(chain_tree(3)?);
+/// assert_eq!(t.walk(&[Some(0), Some(0), Some(1)]), 2);
+/// assert_eq!(t.walk(&[Some(0), None]), 1);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankTree {
+    tree: DraftTree,
+    /// `children[slot]`: `(rank, node)` below slot (0 = root, `i + 1` = node `i`).
+    children: Vec<Vec<(u32, u32)>>,
+}
+
+impl RankTree {
+    /// Indexes `tree` (token = rank). O(n).
+    pub fn new(tree: DraftTree) -> Self {
+        let mut children = vec![Vec::new(); tree.len() + 1];
+        for node in tree.nodes() {
+            let slot = node.parent.map_or(0, |p| p + 1);
+            children[slot].push((node.token, node.index as u32));
+        }
+        Self { tree, children }
+    }
+
+    /// The tree.
+    pub fn tree(&self) -> &DraftTree {
+        &self.tree
+    }
+
+    /// Accepted draft tokens when the verifier's continuation has these
+    /// ranks in the drafter's lists (THEORY.md section 1: descend while the
+    /// verifier's token is a child). O(depth x branching).
+    pub fn walk(&self, ranks: &[Option<u32>]) -> usize {
+        let mut slot = 0;
+        let mut accepted = 0;
+        for rank in ranks {
+            let Some(r) = rank else { break };
+            match self.children[slot].iter().find(|c| c.0 == *r) {
+                Some(&(_, node)) => {
+                    slot = node as usize + 1;
+                    accepted += 1;
+                }
+                None => break,
+            }
+        }
+        accepted
+    }
+}
+
+/// The chain of rank-0 tokens of length `len` (the single-path drafter).
+///
+/// # Errors
+///
+/// [`Error::ZeroCapacity`] for `len = 0`.
+pub fn chain_tree(len: usize) -> Result<DraftTree> {
+    if len == 0 {
+        return Err(Error::ZeroCapacity);
+    }
+    let mut t = DraftTree::with_capacity(len);
+    let mut parent = None;
+    for _ in 0..len {
+        parent = Some(t.push(parent, 0, 0.0)?);
+    }
+    t.set_no_draft_probs();
+    Ok(t)
+}
+
+/// The complete `k`-ary tree of ranks `0..k`, filled breadth first and cut
+/// at `n` nodes and depth `max_depth` (a fixed, shape-only policy).
+///
+/// # Errors
+///
+/// [`Error::ZeroCapacity`], [`Error::ZeroDepth`], or
+/// [`Error::InvalidArgument`] for `k = 0`.
+///
+/// # Examples
+///
+/// ```
+/// let t = speclight::tune::kary_tree(2, 5, 8)?;
+/// assert_eq!(t.depths(), &[1, 1, 2, 2, 2]);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+pub fn kary_tree(k: u32, n: usize, max_depth: u32) -> Result<DraftTree> {
+    if n == 0 {
+        return Err(Error::ZeroCapacity);
+    }
+    if max_depth == 0 {
+        return Err(Error::ZeroDepth);
+    }
+    if k == 0 {
+        return Err(Error::InvalidArgument("k-ary tree needs k >= 1".into()));
+    }
+    let mut t = DraftTree::with_capacity(n);
+    let mut level: Vec<Option<usize>> = vec![None];
+    'outer: for _ in 0..max_depth {
+        let mut next = Vec::new();
+        for &p in &level {
+            for r in 0..k {
+                if t.len() == n {
+                    break 'outer;
+                }
+                next.push(Some(t.push(p, r, 0.0)?));
+            }
+        }
+        level = next;
+    }
+    t.set_no_draft_probs();
+    Ok(t)
+}
+
+/// An EAGLE-style dynamic tree (EAGLE-2's expand-then-rerank): expand the
+/// `top_k` best children of the `top_k` best nodes of each level for
+/// `depth` levels, scoring nodes by the drafter's path log-probability, then
+/// keep the `total_tokens` best nodes overall. The tree changes with every
+/// iteration's drafter confidences.
+///
+/// A paired trace records the drafter's list only along the verifier's own
+/// continuation, so off-path nodes at depth `d` are scored with the
+/// on-path list at depth `d` (the recorded node's scores are exact, its
+/// competitors' are approximated). The walk needs no more: a group's
+/// accepted count is how many on-path nodes, from depth 1, are kept.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::tune::{EagleTree, Group, TraceReader};
+/// let trace = br#"{"seq":0,"pos":0,"depth":1,"draft_top":[[3,-0.1],[4,-2.0]],"target":4}
+/// {"seq":0,"pos":0,"depth":2,"draft_top":[[5,-0.1],[6,-0.2]],"target":5}
+/// "#;
+/// let mut g = Group::default();
+/// TraceReader::new(&trace[..]).next_group(&mut g)?;
+/// let mut eagle = EagleTree::new(2, 2)?;
+/// eagle.rank_group(&g);
+/// // Scores: (0) -0.1, (0,0) -0.2, (0,1) -0.3, (1) -2.0, (1,0) -2.1, (1,1) -2.2.
+/// assert_eq!(eagle.accepted(3), 0); // (1) is 4th
+/// assert_eq!(eagle.accepted(4), 1);
+/// assert_eq!(eagle.accepted(5), 2);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct EagleTree {
+    top_k: usize,
+    depth: u32,
+    /// `(score, depth, parent, rank)`; parent `u32::MAX` is the root.
+    cands: Vec<(f64, u32, u32, u32)>,
+    order: Vec<u32>,
+    position: Vec<u32>,
+    frontier: Vec<u32>,
+    next: Vec<u32>,
+    on_path: Vec<u32>,
+}
+
+impl EagleTree {
+    /// `top_k` children per expanded node and nodes expanded per level,
+    /// `depth` levels.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for `top_k = 0`, [`Error::ZeroDepth`].
+    pub fn new(top_k: usize, depth: u32) -> Result<Self> {
+        if top_k == 0 {
+            return Err(Error::InvalidArgument("EAGLE top_k must be >= 1".into()));
+        }
+        if depth == 0 {
+            return Err(Error::ZeroDepth);
+        }
+        Ok(Self {
+            top_k,
+            depth,
+            cands: Vec::new(),
+            order: Vec::new(),
+            position: Vec::new(),
+            frontier: Vec::new(),
+            next: Vec::new(),
+            on_path: Vec::new(),
+        })
+    }
+
+    /// Levels drafted.
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// Largest tree the expansion can produce: `top_k + (depth - 1) top_k^2`.
+    pub fn max_nodes(&self) -> usize {
+        self.top_k + (self.depth as usize - 1) * self.top_k * self.top_k
+    }
+
+    /// Builds this group's candidate set and ranks it; then
+    /// [`EagleTree::accepted`] answers for any `total_tokens`. Levels beyond
+    /// the group's recorded depth are not drafted. O(depth top_k^2 log).
+    pub fn rank_group(&mut self, group: &Group) {
+        self.cands.clear();
+        self.frontier.clear();
+        let levels = (self.depth as usize).min(group.depth());
+        for j in 0..levels {
+            let lps = group.draft_logprobs(j);
+            let width = self.top_k.min(lps.len());
+            self.next.clear();
+            if j == 0 {
+                for (r, &lp) in lps.iter().take(width).enumerate() {
+                    self.next.push(self.cands.len() as u32);
+                    self.cands.push((lp, 1, u32::MAX, r as u32));
+                }
+            } else {
+                // The top_k best of the previous level (stable on ties).
+                let cands = &self.cands;
+                self.frontier.sort_by(|&a, &b| {
+                    cands[b as usize]
+                        .0
+                        .total_cmp(&cands[a as usize].0)
+                        .then(a.cmp(&b))
+                });
+                self.frontier.truncate(self.top_k);
+                for &p in &self.frontier {
+                    let base = self.cands[p as usize].0;
+                    for (r, &lp) in lps.iter().take(width).enumerate() {
+                        self.next.push(self.cands.len() as u32);
+                        self.cands.push((base + lp, j as u32 + 1, p, r as u32));
+                    }
+                }
+            }
+            std::mem::swap(&mut self.frontier, &mut self.next);
+        }
+        // Rerank: score descending, then depth (a parent ties its child only
+        // with a zero log-probability, and must come first), then age.
+        self.order.clear();
+        self.order.extend(0..self.cands.len() as u32);
+        let cands = &self.cands;
+        self.order.sort_by(|&a, &b| {
+            let (ca, cb) = (&cands[a as usize], &cands[b as usize]);
+            cb.0.total_cmp(&ca.0).then(ca.1.cmp(&cb.1)).then(a.cmp(&b))
+        });
+        self.position.clear();
+        self.position.resize(self.cands.len(), 0);
+        for (i, &c) in self.order.iter().enumerate() {
+            self.position[c as usize] = i as u32;
+        }
+        // The verifier's path through the candidates.
+        self.on_path.clear();
+        let mut parent = u32::MAX;
+        for &rank in group.ranks().iter().take(levels) {
+            let Some(r) = rank else { break };
+            match self.cands.iter().position(|c| c.2 == parent && c.3 == r) {
+                Some(c) => {
+                    self.on_path.push(self.position[c]);
+                    parent = c as u32;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Accepted draft tokens for the last ranked group when the tree keeps
+    /// its `total_tokens` best candidates.
+    pub fn accepted(&self, total_tokens: usize) -> usize {
+        self.on_path
+            .iter()
+            .take_while(|&&p| (p as usize) < total_tokens)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tune::{Group, TraceReader};
+
+    /// Brute force for the walk: the longest prefix of the rank path that
+    /// is a node of the tree, by comparing against every node's rank path.
+    fn walk_brute(tree: &DraftTree, ranks: &[Option<u32>]) -> usize {
+        let mut best = 0;
+        for v in 0..tree.len() {
+            let mut path = Vec::new();
+            tree.path_tokens(v, &mut path);
+            if path.len() <= ranks.len() && path.iter().zip(ranks).all(|(a, b)| Some(*a) == *b) {
+                best = best.max(path.len());
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn walk_matches_brute_force_on_kary_trees() {
+        for k in 1..4u32 {
+            for n in 1..20 {
+                let t = RankTree::new(kary_tree(k, n, 5).unwrap());
+                for code in 0..(5u32.pow(4)) {
+                    let ranks: Vec<Option<u32>> = (0..4)
+                        .map(|i| {
+                            let r = (code / 5u32.pow(i)) % 5;
+                            (r < 4).then_some(r)
+                        })
+                        .collect();
+                    assert_eq!(
+                        t.walk(&ranks),
+                        walk_brute(t.tree(), &ranks),
+                        "k={k} n={n} {ranks:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kary_is_complete_breadth_first() {
+        let t = kary_tree(3, 13, 10).unwrap();
+        assert_eq!(t.max_depth(), 3);
+        assert_eq!(t.depths().iter().filter(|&&d| d == 2).count(), 9);
+        assert!(t.validate().is_ok());
+        assert_eq!(kary_tree(3, 100, 2).unwrap().len(), 12);
+    }
+
+    #[test]
+    fn eagle_kept_set_is_prefix_closed_and_matches_brute_force() {
+        // Brute force: enumerate the expansion explicitly with full rank
+        // paths, sort, and check the on-path nodes' positions.
+        let lps = [
+            vec![-0.3, -0.9, -1.2],
+            vec![-0.2, -0.25, -2.0],
+            vec![-0.5, -0.6, -0.7],
+        ];
+        let mut text = String::new();
+        for (j, row) in lps.iter().enumerate() {
+            let top: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(r, lp)| format!("[{r},{lp}]"))
+                .collect();
+            text += &format!(
+                "{{\"seq\":0,\"pos\":0,\"depth\":{},\"draft_top\":[{}],\"target\":{}}}\n",
+                j + 1,
+                top.join(","),
+                [1, 0, 2][j]
+            );
+        }
+        let mut g = Group::default();
+        TraceReader::new(text.as_bytes())
+            .next_group(&mut g)
+            .unwrap();
+        let top_k = 2;
+        // Explicit expansion.
+        let mut all: Vec<(f64, Vec<u32>)> = Vec::new();
+        let mut level: Vec<(f64, Vec<u32>)> = vec![(0.0, vec![])];
+        for row in &lps {
+            level.sort_by(|a, b| b.0.total_cmp(&a.0));
+            level.truncate(top_k);
+            let mut next = Vec::new();
+            for (s, p) in &level {
+                for (r, lp) in row.iter().take(top_k).enumerate() {
+                    let mut q = p.clone();
+                    q.push(r as u32);
+                    next.push((s + lp, q));
+                }
+            }
+            all.extend(next.iter().cloned());
+            level = next;
+        }
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.len().cmp(&b.1.len())));
+        let mut eagle = EagleTree::new(top_k, 3).unwrap();
+        eagle.rank_group(&g);
+        for n in 1..=all.len() {
+            let kept: Vec<&Vec<u32>> = all[..n].iter().map(|x| &x.1).collect();
+            for p in &kept {
+                assert!(p.len() == 1 || kept.contains(&&p[..p.len() - 1].to_vec()));
+            }
+            let target = [1u32, 0, 2];
+            let want = (1..=3)
+                .take_while(|&l| kept.contains(&&target[..l].to_vec()))
+                .count();
+            assert_eq!(eagle.accepted(n), want, "n={n}");
+        }
+        assert_eq!(eagle.max_nodes(), all.len());
+    }
+}

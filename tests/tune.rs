@@ -1,0 +1,252 @@
+//! Tuning from paired traces: estimator coverage against a known matrix,
+//! the reader's line-numbered errors, and the end-to-end check on a
+//! synthetic trace (held-out measurement inside the prediction interval,
+//! best-first at least every baseline).
+
+use proptest::prelude::*;
+use speclight::tune::{
+    predict, tune, validate, AcceptanceEstimator, Group, Split, SyntheticTrace, TraceReader,
+    TuneConfig, Z95,
+};
+use speclight::{evaluate, format::from_rank_paths, PositionalByDepth};
+
+fn truth() -> Vec<Vec<f64>> {
+    vec![
+        vec![0.55, 0.15, 0.08, 0.04],
+        vec![0.65, 0.12, 0.05],
+        vec![0.7, 0.1],
+    ]
+}
+
+fn estimator_for(trace: &[u8]) -> AcceptanceEstimator {
+    let mut est = AcceptanceEstimator::new();
+    let mut reader = TraceReader::new(trace);
+    let mut g = Group::default();
+    while reader.next_group(&mut g).unwrap() {
+        est.observe(&g);
+    }
+    est
+}
+
+#[test]
+fn wilson_intervals_cover_the_true_matrix() {
+    // Seeds 0..200; 100 groups of depth 4 each. Ranks are drawn
+    // independently, so the truth of both matrices is `truth()` (the last
+    // row reused at depth 4), rank 3 and beyond being 0 where the row stops.
+    let synth = SyntheticTrace::new(truth(), 4, 4).unwrap();
+    let rows = synth.rows().to_vec();
+    let (mut covered, mut cells) = (0u32, 0u32);
+    for seed in 0..200 {
+        let mut trace = Vec::new();
+        synth.write_jsonl(&mut trace, 10, 10, seed).unwrap();
+        let est = estimator_for(&trace);
+        for m in [est.marginal(), est.conditional()] {
+            for d in 0..4 {
+                for (k, &a) in rows[d.min(2)].iter().take(2).enumerate() {
+                    let (lo, hi) = m.interval(d, k, Z95);
+                    cells += 1;
+                    covered += u32::from(lo <= a && a <= hi);
+                }
+            }
+        }
+    }
+    let coverage = f64::from(covered) / f64::from(cells);
+    println!("seeds 0..200: Wilson 95% coverage {coverage:.4} over {cells} cells");
+    assert!((0.93..=0.975).contains(&coverage), "coverage {coverage}");
+}
+
+#[test]
+fn delta_method_interval_covers_the_true_expected_accepted() {
+    // For a fixed tree, E[X] under the estimated model +- z * estimation_se
+    // must cover E[X] under the true model about 95% of the time.
+    let synth = SyntheticTrace::new(truth(), 4, 3).unwrap();
+    let mut true_model = PositionalByDepth::new(&truth()).unwrap();
+    let paths: Vec<Vec<u32>> = vec![
+        vec![0],
+        vec![1],
+        vec![0, 0],
+        vec![0, 1],
+        vec![1, 0],
+        vec![0, 0, 0],
+        vec![2],
+    ];
+    let tree = from_rank_paths(&paths, None).unwrap();
+    let true_value = evaluate(&tree, &mut true_model).unwrap().expected_accepted;
+    let (mut covered, runs) = (0u32, 150u32);
+    for seed in 1000..1000 + u64::from(runs) {
+        let mut trace = Vec::new();
+        synth.write_jsonl(&mut trace, 20, 20, seed).unwrap();
+        let est = estimator_for(&trace);
+        let mut model = est.conditional().to_model().unwrap();
+        let p = predict(&tree, &mut model, &est.conditional().trials, 1, Z95).unwrap();
+        let half = Z95 * p.estimation_se;
+        covered += u32::from((p.expected_accepted - true_value).abs() <= half);
+    }
+    let coverage = f64::from(covered) / f64::from(runs);
+    println!("seeds 1000..1150: delta-method 95% coverage {coverage:.3}");
+    assert!((0.90..=0.99).contains(&coverage), "coverage {coverage}");
+}
+
+#[test]
+fn end_to_end_on_a_synthetic_trace() {
+    // Seed 7: 400 sequences x 30 positions x depth 5; 30% of sequences held out.
+    let synth = SyntheticTrace::new(truth(), 6, 5).unwrap();
+    let mut trace = Vec::new();
+    synth.write_jsonl(&mut trace, 400, 30, 7).unwrap();
+    let config = TuneConfig {
+        capacities: vec![1, 3, 8, 20, 48],
+        split: Split::new(0.3, 0).unwrap(),
+        eagle_top_k: 4,
+        eagle_depth: 5,
+        ..Default::default()
+    };
+    let report = tune(|| Ok(&trace[..]), &config).unwrap();
+    assert!(report.heldout_groups > 2000, "{}", report.heldout_groups);
+    assert_eq!(report.heldout_truncated, 0);
+    let mut true_model = PositionalByDepth::new(&truth()).unwrap();
+    for r in &report.results {
+        let best = &r.policies[0];
+        assert_eq!(best.policy, "best-first");
+        let pred = best.predicted.unwrap();
+        let meas = best.measured.unwrap();
+        println!(
+            "n={}: predicted {:.4} [{:.4}, {:.4}], measured {:.4}",
+            r.capacity,
+            pred.expected_accepted,
+            pred.heldout_interval.lo,
+            pred.heldout_interval.hi,
+            meas.accepted.mean
+        );
+        assert!(pred.heldout_interval.contains(meas.accepted.mean));
+        assert!(best.nodes <= r.capacity);
+        for other in &r.policies[1..] {
+            let m = other.measured.unwrap().accepted.mean;
+            println!("    {}: measured {m:.4}", other.policy);
+            assert!(other.nodes <= r.capacity);
+            assert!(
+                meas.accepted.mean >= m,
+                "{} beats best-first at {}",
+                other.policy,
+                r.capacity
+            );
+            if let Some(p) = other.predicted {
+                assert!(pred.expected_accepted >= p.expected_accepted - 1e-12);
+            }
+        }
+        // The chosen static tree's value under the *true* model lies in the
+        // estimation interval too (a second computation of the same E[X]).
+        let tree = from_rank_paths(
+            &speclight::format::to_rank_paths(
+                &report_tree(&report, r.capacity, &config),
+                speclight::format::RankRule::TokenIsRank,
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+        let t = evaluate(&tree, &mut true_model).unwrap().expected_accepted;
+        assert!((t - pred.expected_accepted).abs() <= 4.0 * pred.estimation_se + 1e-9);
+    }
+    // The emitted formats agree with each other.
+    let paths = speclight::format::parse_vllm_tree(&report.chosen.vllm).unwrap();
+    assert_eq!(paths, report.chosen.rank_paths);
+    assert_eq!(report.chosen.tree.nodes.len(), paths.len());
+}
+
+/// Rebuilds best-first at capacity `n` from the report's acceptance matrix
+/// (the same computation the tuner makes, redone from the serialised data).
+fn report_tree(
+    report: &speclight::tune::TuneReport,
+    n: usize,
+    _config: &TuneConfig,
+) -> speclight::DraftTree {
+    let mut model = report.acceptance.to_model().unwrap();
+    let d = report
+        .results
+        .iter()
+        .find(|r| r.capacity == n)
+        .unwrap()
+        .max_depth;
+    speclight::TreeBuilder::new(n)
+        .unwrap()
+        .with_max_depth(Some(d))
+        .unwrap()
+        .build_owned(&mut model)
+        .unwrap()
+}
+
+#[test]
+fn tune_with_latency_uses_the_solver_choice() {
+    use speclight::capacity::{CostModel, DraftCost, LatencyProfile};
+    let synth = SyntheticTrace::new(truth(), 4, 4).unwrap();
+    let mut trace = Vec::new();
+    synth.write_jsonl(&mut trace, 100, 20, 3).unwrap();
+    let t_v = LatencyProfile::new(&[(0, 0.02), (8, 0.02), (64, 0.05)]).unwrap();
+    let config = TuneConfig {
+        capacities: vec![2, 64],
+        cost: Some(CostModel::new(t_v, DraftCost::PerStep(0.002), 0.0).unwrap()),
+        ..Default::default()
+    };
+    let report = tune(|| Ok(&trace[..]), &config).unwrap();
+    let choice = report.capacity_choice.as_ref().unwrap();
+    assert_eq!(report.chosen.capacity, choice.capacity);
+    assert!(report.results.iter().any(|r| r.capacity == choice.capacity));
+    // The choice is the argmax of its own table.
+    let max = choice.table.iter().map(|c| c.speedup).fold(0.0, f64::max);
+    assert_eq!(choice.speedup, max);
+    assert!(choice.free_drafter_speedup >= choice.speedup);
+}
+
+#[test]
+fn tune_stops_at_the_first_bad_line_with_its_number() {
+    let synth = SyntheticTrace::new(truth(), 4, 2).unwrap();
+    let mut trace = Vec::new();
+    synth.write_jsonl(&mut trace, 3, 3, 0).unwrap();
+    let mut text = String::from_utf8(trace).unwrap();
+    text.push_str("{\"seq\": 0}\n");
+    let err = tune(|| Ok(text.as_bytes()), &TuneConfig::default()).unwrap_err();
+    assert!(err.to_string().starts_with("trace line 19: "), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+    /// Corrupting any set of lines makes `validate` report exactly those
+    /// line numbers plus the good lines the ordering rule then refuses.
+    #[test]
+    fn validate_reports_exactly_the_corrupted_lines(seed in 0u64..1000, picks in proptest::collection::btree_set(0usize..36, 0..6)) {
+        let synth = SyntheticTrace::new(truth(), 4, 3).unwrap();
+        let mut trace = Vec::new();
+        synth.write_jsonl(&mut trace, 3, 4, seed).unwrap();
+        let text = String::from_utf8(trace).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        prop_assert_eq!(lines.len(), 36);
+        let mut expected = std::collections::BTreeSet::new();
+        for &i in &picks {
+            lines[i] = "{ broken".into();
+            expected.insert(i as u64 + 1);
+        }
+        // Ordering consequences, by simulating the rule: a group whose
+        // depth-1 line is corrupted has all its other lines refused ("starts
+        // at depth d, not 1"); otherwise a line whose predecessor in the
+        // group was refused or corrupted is refused ("depth k follows j").
+        for g in 0..12 {
+            let good: Vec<usize> = (0..3).filter(|j| !picks.contains(&(3 * g + j))).collect();
+            let mut last: Option<usize> = None;
+            for &k in &good {
+                let ok = match last {
+                    None => k == 0,
+                    Some(l) => k == l + 1,
+                };
+                if ok {
+                    last = Some(k);
+                } else {
+                    expected.insert((3 * g + k) as u64 + 1);
+                }
+            }
+        }
+        let report = validate(lines.join("\n").as_bytes(), 100).unwrap();
+        let got: std::collections::BTreeSet<u64> = report.errors.iter().map(|e| e.0).collect();
+        prop_assert_eq!(report.bad_lines as usize, report.errors.len());
+        prop_assert_eq!(got, expected);
+    }
+}
