@@ -210,6 +210,20 @@ pub enum Error {
         /// The limit (vocabulary or top-k size).
         limit: usize,
     },
+    /// Input bytes were not UTF-8.
+    #[error("input is not UTF-8 (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// An input file was larger than [`crate::input::MAX_INPUT_BYTES`].
+    #[error("input of {bytes} bytes is above the limit of {max} bytes")]
+    InputTooLarge {
+        /// Size of the input.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, speclight::Error>`.

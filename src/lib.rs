@@ -31,6 +31,7 @@ pub mod error;
 pub mod eval;
 #[cfg(feature = "serde")]
 pub mod format;
+pub mod input;
 pub mod model;
 pub mod serve;
 pub mod spec;
