@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bound;
 pub mod build;
 pub mod dist;
 pub mod error;
@@ -34,6 +35,7 @@ pub mod model;
 pub mod spec;
 pub mod tree;
 
+pub use bound::{check, BoundValue, Certificate};
 pub use build::{IncrementalBuild, TreeBuilder, MAX_CAPACITY};
 pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};
