@@ -109,9 +109,11 @@ fn usable(mu: f64, mu2: f64) -> bool {
 /// # Examples
 ///
 /// ```
-/// use speclight::bound::renewal_bound;
-/// let (mu, mu2) = (1.0296530140645737, 1.2058101367617367); // 0.5,0.3,0.2
-/// assert!((renewal_bound(mu, mu2, 1024, None).value() - 7.8747).abs() < 1e-3);
+/// use speclight::{bound::{renewal_bound, Moments}, TokenDist};
+/// let m = Moments::of_dist(&TokenDist::from_probs(&[0.5, 0.3, 0.2])?)?;
+/// let b1 = renewal_bound(m.entropy, m.second_log_moment, 1024, None);
+/// assert!((b1.value() - 7.857).abs() < 1e-3);
+/// # Ok::<(), speclight::Error>(())
 /// ```
 pub fn renewal_bound(mu: f64, mu2: f64, capacity: usize, max_depth: Option<u32>) -> BoundValue {
     let closed = usable(mu, mu2).then(|| (capacity as f64).ln() / mu + mu2 / (mu * mu));
