@@ -33,6 +33,7 @@ pub mod eval;
 pub mod format;
 pub mod model;
 pub mod spec;
+pub mod stats;
 pub mod tree;
 
 pub use bound::{check, BoundValue, Certificate};
