@@ -34,6 +34,8 @@ pub mod format;
 pub mod model;
 pub mod spec;
 pub mod stats;
+pub mod trace;
+pub mod trace_bound;
 pub mod tree;
 
 pub use bound::{check, BoundValue, Certificate};
