@@ -201,8 +201,10 @@ impl Moments {
                 tolerance: SUM_TOLERANCE,
             });
         }
+        // -sum p ln p is -0.0 for a point mass; report a plain 0.
+        let entropy = dist.entropy();
         Ok(Self {
-            entropy: dist.entropy().max(0.0),
+            entropy: if entropy > 0.0 { entropy } else { 0.0 },
             second_log_moment: dist.second_log_moment(),
         })
     }

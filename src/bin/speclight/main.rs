@@ -1,7 +1,9 @@
 //! The `speclight` command-line tool. One file per subcommand; shared
 //! plumbing (spec loading, output formats, atomic writes) is in `common.rs`.
 
+mod bound;
 mod build;
+mod check;
 mod common;
 mod eval;
 
@@ -19,12 +21,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Build(build::Args),
+    Bound(bound::Args),
+    Check(check::Args),
     Eval(eval::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Bound(args) => bound::run(args),
+        Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
     }
 }
