@@ -10,7 +10,9 @@ use speclight::{spec, Iid, TreeBuilder};
 fn main() -> Result<(), speclight::Error> {
     let dists = ["0.5,0.3,0.2", "zipf:1.1:64", "geometric:0.7:32"];
     let capacities = [1usize, 16, 256, 4096];
-    println!("| verifier | mu | mu2 | P | OPT(P) | B2 | B1 | paper bound | B1 - OPT | paper - OPT |");
+    println!(
+        "| verifier | mu | mu2 | P | OPT(P) | B2 | B1 | paper bound | B1 - OPT | paper - OPT |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for spec_text in dists {
         let dist = spec::parse_dist(spec_text)?;

@@ -349,7 +349,7 @@ pub fn dual_bound<M: NextTokenModel + ?Sized>(
 /// nodes above it, those are enumerated and the `P` largest summed. Ties at
 /// `lambda*` wider than `P` end the bisection at adjacent floats, where every
 /// node in between has `pi = lambda*` exactly. Time O(P (64 + log range))
-/// node visits, space O(P).
+/// node visits, space O(P). Needs `opts.node_limit >= 2P + 1`.
 ///
 /// # Errors
 ///
@@ -586,6 +586,8 @@ pub struct Certificate {
     pub second_log_moment: Option<f64>,
     /// Number of nodes of the tree checked.
     pub tree_nodes: usize,
+    /// Depth of the tree checked.
+    pub tree_depth: u32,
     /// `E[X]` of the tree, by the DP evaluator.
     pub tree_expected_accepted: f64,
     /// `OPT(P)`, the sum of the `P` largest `pi`.
@@ -690,6 +692,7 @@ impl Certificate {
             entropy: moments.map(|m| m.entropy),
             second_log_moment: moments.map(|m| m.second_log_moment),
             tree_nodes: tree.len(),
+            tree_depth: tree.max_depth(),
             tree_expected_accepted: tree_value,
             optimal_expected_accepted: opt.value,
             lambda: opt.lambda_star,
@@ -701,14 +704,13 @@ impl Certificate {
             links: Vec::new(),
             certified: false,
         };
-        cert.links = cert.chain(tree.max_depth());
+        cert.links = cert.chain();
         cert.certified = cert.links.iter().all(|l| l.holds);
         Ok(cert)
     }
 
-    /// The links of the chain from the stored numbers (`tree_depth` is the
-    /// depth of the checked tree).
-    fn chain(&self, tree_depth: u32) -> Vec<ChainLink> {
+    /// The links of the chain, evaluated from the stored numbers.
+    fn chain(&self) -> Vec<ChainLink> {
         let tol = self.tolerance;
         let mut links = vec![link(
             "|T| <= P",
@@ -720,7 +722,7 @@ impl Certificate {
         if let Some(d) = self.max_depth {
             links.push(link(
                 "depth(T) <= D",
-                f64::from(tree_depth),
+                f64::from(self.tree_depth),
                 f64::from(d),
                 false,
                 0.0,
@@ -773,25 +775,33 @@ impl Certificate {
         links
     }
 
-    /// The first violated link as [`Error::ChainViolated`], naming the link
-    /// and its two numbers; `Ok` when the certificate is certified.
+    /// Re-evaluates every link from the stored numbers (ignoring the stored
+    /// `links` and `certified`, so a certificate read back from JSON is
+    /// checked, not trusted) and returns the first violated one.
     ///
     /// # Errors
     ///
-    /// [`Error::ChainViolated`].
+    /// [`Error::ChainViolated`] naming the link and its two numbers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use speclight::{bound::check, Error, Iid, TokenDist, TreeBuilder};
+    /// let mut p = Iid::new(TokenDist::from_probs(&[0.6, 0.4])?);
+    /// let tree = TreeBuilder::new(4)?.build_owned(&mut p)?;
+    /// let mut cert = check(&tree, &mut p, 4)?;
+    /// cert.dual_certificate += 0.5; // tamper with one number
+    /// assert!(matches!(cert.verdict(), Err(Error::ChainViolated { .. })));
+    /// # Ok::<(), speclight::Error>(())
+    /// ```
     pub fn verdict(&self) -> Result<()> {
-        match self.links.iter().find(|l| !l.holds) {
+        match self.chain().into_iter().find(|l| !l.holds) {
             Some(l) => Err(Error::ChainViolated {
-                link: l.link.clone(),
+                link: l.link,
                 left: l.left,
                 right: l.right,
             }),
-            None if self.certified => Ok(()),
-            None => Err(Error::ChainViolated {
-                link: "certified flag".into(),
-                left: 0.0,
-                right: 1.0,
-            }),
+            None => Ok(()),
         }
     }
 }
@@ -825,8 +835,9 @@ pub fn check<M: NextTokenModel + ?Sized>(
 
 /// [`Certificate::compute`], then fail on the first violated link.
 ///
-/// Cost: one evaluation of the tree and O(P) dual enumerations of up to
-/// `2P + 1` nodes each (see [`optimal_value`]).
+/// Cost: one evaluation of the tree, the enumerations of [`optimal_value`]
+/// (at most about 70 of up to `2P + 1` nodes each) and one of [`dual_bound`]
+/// at `lambda*` (fewer than `P` nodes). Needs `node_limit >= 2P + 1`.
 ///
 /// # Errors
 ///
@@ -950,8 +961,6 @@ mod tests {
         let tree = TreeBuilder::new(4).unwrap().build_owned(&mut m).unwrap();
         let mut cert = check(&tree, &mut m, 4).unwrap();
         cert.tree_expected_accepted = cert.optimal_expected_accepted + 0.5;
-        cert.links = cert.chain(tree.max_depth());
-        cert.certified = cert.links.iter().all(|l| l.holds);
         match cert.verdict() {
             Err(Error::ChainViolated { link, left, right }) => {
                 assert_eq!(link, "E[X](T) <= OPT(P)");

@@ -138,3 +138,35 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The same on a context-dependent verifier (a random environment, where
+    /// every node has its own distribution): the DFS asks the model per node,
+    /// the builder lazily through its heap, and both agree on OPT(P). The
+    /// closed forms do not apply per instance there, so the certificate
+    /// ends the chain at the trivial cap.
+    #[test]
+    fn dual_matches_builder_in_a_random_environment(
+        alpha in 0.05f64..3.0,
+        k in 1usize..=16,
+        capacity in 1usize..=512,
+        max_depth in depth_strategy(),
+        seed in any::<u64>(),
+    ) {
+        let mut env = speclight::model::RandomEnv::dirichlet(alpha, k, seed).unwrap();
+        let mut builder = TreeBuilder::new(capacity).unwrap().with_max_depth(max_depth).unwrap();
+        let tree = builder.build_owned(&mut env).unwrap();
+        let builder_opt = *builder.opt_curve().last().unwrap();
+        let opts = CheckOptions {
+            dual: DualOptions::default().with_max_depth(max_depth),
+            ..CheckOptions::default()
+        };
+        let cert = check_with(&tree, &mut env, capacity, &opts)
+            .map_err(|e| TestCaseError::fail(format!("env seed {seed}: {e}")))?;
+        prop_assert!(cert.renewal_bound.is_none());
+        prop_assert!(rel_close(cert.dual_certificate, builder_opt, 1e-9),
+            "env seed {seed}: U(lambda*) = {} vs builder OPT = {builder_opt}", cert.dual_certificate);
+    }
+}
