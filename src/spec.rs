@@ -105,7 +105,7 @@ fn from_file(path: &str) -> Result<TokenDist> {
     let bytes = std::fs::read(path).map_err(io)?;
     let text = crate::input::text(&bytes)?;
     let file: DistFile =
-        serde_json::from_str(&text).map_err(|e| Error::Parse(format!("{path}: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::Parse(format!("{path}: {e}")))?;
     TokenDist::from_token_probs(&file.tokens, &file.probs)
 }
 

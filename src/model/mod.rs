@@ -8,9 +8,11 @@
 
 mod iid;
 mod positional;
+mod random_env;
 
 pub use iid::Iid;
 pub use positional::Positional;
+pub use random_env::{EnvFamily, EnvMoments, RandomEnv, MAX_ENV_TOKENS};
 
 use crate::dist::{TokenDist, TokenId};
 use crate::error::Result;
