@@ -223,7 +223,7 @@ proptest! {
         let mut expected = std::collections::BTreeSet::new();
         for &i in &picks {
             lines[i] = "{ broken".into();
-            expected.insert(i as u64 + 1);
+            expected.insert(i + 1);
         }
         // Ordering consequences, by simulating the rule: a group whose
         // depth-1 line is corrupted has all its other lines refused ("starts
@@ -240,13 +240,64 @@ proptest! {
                 if ok {
                     last = Some(k);
                 } else {
-                    expected.insert((3 * g + k) as u64 + 1);
+                    expected.insert(3 * g + k + 1);
                 }
             }
         }
         let report = validate(lines.join("\n").as_bytes(), 100).unwrap();
-        let got: std::collections::BTreeSet<u64> = report.errors.iter().map(|e| e.0).collect();
+        let got: std::collections::BTreeSet<usize> = report.errors.iter().map(|e| e.0).collect();
         prop_assert_eq!(report.bad_lines as usize, report.errors.len());
         prop_assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn measured_values_stay_below_the_trace_speed_of_light() {
+    // One acceptance row for every depth: the rank process is then an i.i.d.
+    // verifier over "rank tokens" (plus one lumped miss token), the depth-1
+    // records of consecutive positions are a sample of it, and THEORY.md 4d
+    // bounds every tree's E[X]. Seed 11.
+    let row = vec![0.5, 0.2, 0.1, 0.05];
+    let synth = SyntheticTrace::new(vec![row], 4, 6).unwrap();
+    let mut trace = Vec::new();
+    synth.write_jsonl(&mut trace, 60, 200, 11).unwrap();
+    let config = TuneConfig {
+        capacities: vec![2, 8, 32],
+        split: Split::new(0.5, 3).unwrap(),
+        ..Default::default()
+    };
+    let report = tune(|| Ok(&trace[..]), &config).unwrap();
+    assert_eq!(
+        report.speed_of_light.len(),
+        3,
+        "{:?}",
+        report.speed_of_light_note
+    );
+    for (r, sol) in report.results.iter().zip(&report.speed_of_light) {
+        assert_eq!(r.capacity, sol.capacity);
+        let best = &r.policies[0];
+        let predicted = best.predicted.unwrap().expected_accepted;
+        println!(
+            "n={}: predicted {predicted:.4}, measured {:.4}, speed of light {:.4} [{:.4}, {:.4}]",
+            r.capacity,
+            best.measured.unwrap().accepted.mean,
+            sol.estimate.mean,
+            sol.estimate.ci_low,
+            sol.estimate.ci_high
+        );
+        // Every policy's measurement is consistent with the bound (the
+        // intervals meet), and the true OPT(n), computed from the true
+        // model, is inside or below the bound's interval.
+        for p in &r.policies {
+            assert!(p.measured.unwrap().accepted.lo <= sol.estimate.ci_high);
+        }
+        let mut truth_model = PositionalByDepth::new(synth.rows()).unwrap();
+        let tree = speclight::TreeBuilder::new(r.capacity)
+            .unwrap()
+            .build_owned(&mut truth_model)
+            .unwrap();
+        let opt = evaluate(&tree, &mut truth_model).unwrap().expected_accepted;
+        println!("    true OPT({}) = {opt:.4}", r.capacity);
+        assert!(opt <= sol.estimate.ci_high);
     }
 }

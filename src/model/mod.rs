@@ -9,10 +9,12 @@
 mod iid;
 mod positional;
 mod positional_by_depth;
+mod random_env;
 
 pub use iid::Iid;
 pub use positional::Positional;
 pub use positional_by_depth::PositionalByDepth;
+pub use random_env::{EnvFamily, EnvMoments, RandomEnv, MAX_ENV_TOKENS};
 
 use crate::dist::{TokenDist, TokenId};
 use crate::error::Result;

@@ -5,8 +5,7 @@ use super::reader::Group;
 use crate::error::{Error, Result};
 use crate::model::PositionalByDepth;
 
-/// Two-sided 95% normal quantile.
-pub const Z95: f64 = 1.959_963_984_540_054;
+pub use crate::stats::Z95;
 
 /// The Wilson score interval for a binomial proportion: with `p = s/n`,
 ///

@@ -13,7 +13,8 @@
 //!    per-depth positional model ([`crate::PositionalByDepth`], THEORY.md
 //!    section 3), and the capacity and depth with the solver (section 5);
 //! 4. measures the chosen trees and the baselines (chain, k-ary,
-//!    EAGLE-style dynamic) on held-out sequences ([`tune`]).
+//!    EAGLE-style dynamic) on held-out sequences ([`tune`]), next to the
+//!    trace speed of light (THEORY.md 4d) when `target_logprob` is recorded.
 //!
 //! # Format and ordering
 //!
@@ -50,5 +51,6 @@ pub use record::{TraceRecord, MAX_TOP_K, MAX_TRACE_DEPTH};
 pub use synth::SyntheticTrace;
 pub use tuner::{
     predict, tune, CapacityChoice, CapacityResult, ChosenTree, Curve, Interval, Measurement,
-    PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport, MAX_TUNE_CAPACITY,
+    PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport,
+    MAX_SPEED_OF_LIGHT_TOKENS, MAX_TUNE_CAPACITY,
 };

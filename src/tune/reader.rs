@@ -2,6 +2,7 @@
 //! every error, and the ordering the tuner relies on.
 
 use super::record::TraceRecord;
+use crate::dist::TokenId;
 use crate::error::{Error, Result};
 use std::io::BufRead;
 
@@ -15,8 +16,9 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 pub struct Group {
     seq: u64,
     pos: u64,
-    first_line: u64,
+    first_line: usize,
     ranks: Vec<Option<u32>>,
+    targets: Vec<TokenId>,
     draft_logprobs: Vec<Vec<f64>>,
     target_logprobs: Vec<Option<f64>>,
 }
@@ -31,7 +33,7 @@ impl Group {
         self.pos
     }
     /// Line number of the group's depth-1 record.
-    pub fn first_line(&self) -> u64 {
+    pub fn first_line(&self) -> usize {
         self.first_line
     }
     /// Number of depths recorded (`1..=depth()`).
@@ -43,6 +45,10 @@ impl Group {
     pub fn ranks(&self) -> &[Option<u32>] {
         &self.ranks
     }
+    /// The verifier's tokens, depth 1 first.
+    pub fn targets(&self) -> &[TokenId] {
+        &self.targets
+    }
     /// The drafter's logprobs at depth `j + 1`, rank order.
     pub fn draft_logprobs(&self, j: usize) -> &[f64] {
         self.draft_logprobs.get(j).map_or(&[], Vec::as_slice)
@@ -52,11 +58,12 @@ impl Group {
         self.target_logprobs.iter().copied().collect()
     }
 
-    fn start(&mut self, line: u64, r: &TraceRecord) {
+    fn start(&mut self, line: usize, r: &TraceRecord) {
         self.seq = r.seq;
         self.pos = r.pos;
         self.first_line = line;
         self.ranks.clear();
+        self.targets.clear();
         self.target_logprobs.clear();
         self.push(r);
     }
@@ -64,6 +71,7 @@ impl Group {
     fn push(&mut self, r: &TraceRecord) {
         let j = self.ranks.len();
         self.ranks.push(r.target_rank().map(|k| k as u32));
+        self.targets.push(r.target);
         self.target_logprobs.push(r.target_logprob);
         if self.draft_logprobs.len() <= j {
             self.draft_logprobs.push(Vec::new());
@@ -148,11 +156,11 @@ impl OrderCheck {
 pub struct TraceReader<R> {
     input: R,
     max_line: usize,
-    line: u64,
+    line: usize,
     bytes: u64,
     buf: Vec<u8>,
     order: OrderCheck,
-    pending: Option<(u64, TraceRecord)>,
+    pending: Option<(usize, TraceRecord)>,
 }
 
 impl<R: BufRead> TraceReader<R> {
@@ -181,7 +189,7 @@ impl<R: BufRead> TraceReader<R> {
     }
 
     /// Lines consumed so far (the number of the last line read).
-    pub fn lines_read(&self) -> u64 {
+    pub fn lines_read(&self) -> usize {
         self.line
     }
 
@@ -221,7 +229,7 @@ impl<R: BufRead> TraceReader<R> {
             }
             self.line += 1;
             if too_long {
-                return Err(Error::TraceRecord {
+                return Err(Error::TraceLine {
                     line: self.line,
                     reason: format!("line is longer than {} bytes", self.max_line),
                 });
@@ -237,35 +245,35 @@ impl<R: BufRead> TraceReader<R> {
     ///
     /// # Errors
     ///
-    /// [`Error::TraceRecord`] with the 1-based line number for a line that
+    /// [`Error::TraceLine`] with the 1-based line number for a line that
     /// is too long, not JSON of the schema, or breaks a record invariant;
     /// [`Error::Io`] when reading fails. After a record error the reader
     /// can go on with the next line.
-    pub fn next_record(&mut self) -> Result<Option<(u64, TraceRecord)>> {
+    pub fn next_record(&mut self) -> Result<Option<(usize, TraceRecord)>> {
         if !self.read_line()? {
             return Ok(None);
         }
         let line = self.line;
         let record: TraceRecord =
-            serde_json::from_slice(&self.buf).map_err(|e| Error::TraceRecord {
+            serde_json::from_slice(&self.buf).map_err(|e| Error::TraceLine {
                 line,
                 reason: e.to_string(),
             })?;
         record
             .check()
-            .map_err(|reason| Error::TraceRecord { line, reason })?;
+            .map_err(|reason| Error::TraceLine { line, reason })?;
         Ok(Some((line, record)))
     }
 
     /// The next record that also passes the ordering check.
-    fn next_ordered(&mut self) -> Result<Option<(u64, TraceRecord, bool)>> {
+    fn next_ordered(&mut self) -> Result<Option<(usize, TraceRecord, bool)>> {
         match self.next_record()? {
             None => Ok(None),
             Some((line, r)) => {
                 let starts = self
                     .order
                     .admit(&r)
-                    .map_err(|reason| Error::TraceRecord { line, reason })?;
+                    .map_err(|reason| Error::TraceLine { line, reason })?;
                 Ok(Some((line, r, starts)))
             }
         }
@@ -277,7 +285,7 @@ impl<R: BufRead> TraceReader<R> {
     ///
     /// # Errors
     ///
-    /// As [`TraceReader::next_record`], plus [`Error::TraceRecord`] for a
+    /// As [`TraceReader::next_record`], plus [`Error::TraceLine`] for a
     /// record out of order (see the module docs: sorted by `(seq, pos)`,
     /// depths `1, 2, ...` contiguous). The first bad line stops the read.
     pub fn next_group(&mut self, group: &mut Group) -> Result<bool> {
@@ -314,7 +322,7 @@ pub struct ValidationReport {
     pub bad_lines: u64,
     /// The first bad lines (up to the cap given to [`validate`]), each as
     /// `(line, reason)`.
-    pub errors: Vec<(u64, String)>,
+    pub errors: Vec<(usize, String)>,
     /// Deepest depth seen.
     pub max_depth: u32,
     /// Longest `draft_top` seen.
@@ -356,7 +364,7 @@ impl ValidationReport {
 pub fn validate<R: BufRead>(input: R, max_errors: usize) -> Result<ValidationReport> {
     let mut reader = TraceReader::new(input);
     let mut report = ValidationReport::default();
-    let bad = |report: &mut ValidationReport, line: u64, reason: String| {
+    let bad = |report: &mut ValidationReport, line: usize, reason: String| {
         report.bad_lines += 1;
         if report.errors.len() < max_errors {
             report.errors.push((line, reason));
@@ -378,7 +386,7 @@ pub fn validate<R: BufRead>(input: R, max_errors: usize) -> Result<ValidationRep
                     Err(reason) => bad(&mut report, line, reason),
                 }
             }
-            Err(Error::TraceRecord { line, reason }) => {
+            Err(Error::TraceLine { line, reason }) => {
                 report.lines += 1;
                 bad(&mut report, line, reason);
             }
@@ -455,7 +463,7 @@ mod tests {
                 }
             };
             match err {
-                Error::TraceRecord { line, reason } => {
+                Error::TraceLine { line, reason } => {
                     assert_eq!(line, want_line, "{reason}");
                     assert!(reason.contains(want), "{reason}");
                 }
@@ -476,7 +484,7 @@ mod tests {
         let err = r.next_record().unwrap_err();
         assert_eq!(
             err,
-            Error::TraceRecord {
+            Error::TraceLine {
                 line: 2,
                 reason: "line is longer than 200 bytes".into()
             }
@@ -499,7 +507,7 @@ mod tests {
                 lines.push(format!(
                     r#"{{"seq":0,"pos":{pos},"depth":1,"draft_top":[[1,NaN]],"target":1}}"#
                 ));
-                bad_lines.push(lines.len() as u64);
+                bad_lines.push(lines.len());
             } else {
                 lines.push(line(0, pos, 1, 1));
             }

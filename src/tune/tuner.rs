@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::format::{to_rank_paths, vllm_tree_string, RankRule, TreeJson};
 use crate::model::PositionalByDepth;
+use crate::trace::{Trace, TraceToken};
+use crate::trace_bound::{self, TraceBound};
 use crate::tree::DraftTree;
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
@@ -262,6 +264,72 @@ pub struct TuneReport {
     pub capacity_choice: Option<CapacityChoice>,
     /// The chosen tree.
     pub chosen: ChosenTree,
+    /// Trace speed of light (THEORY.md 4d) per capacity, from the held-out
+    /// verifier tokens and their `target_logprob`: no deterministic drafter
+    /// of that capacity beats it on this workload.
+    pub speed_of_light: Vec<TraceBound>,
+    /// Why there is no speed of light, when there is none.
+    pub speed_of_light_note: Option<String>,
+}
+
+/// Most held-out verifier tokens kept for the trace speed of light (16 bytes
+/// each): the one part of the tuner whose memory grows with the trace.
+pub const MAX_SPEED_OF_LIGHT_TOKENS: usize = 1 << 22;
+
+/// Collects the held-out verifier's own continuation (the depth-1 records)
+/// as a [`Trace`] for THEORY.md 4d; a gap in positions starts a new
+/// sequence, since windows must not jump over missing tokens.
+#[derive(Debug, Default)]
+struct SolCollector {
+    trace: Trace,
+    last: Option<(u64, u64)>,
+    tokens: usize,
+    missing: bool,
+    full: bool,
+}
+
+impl SolCollector {
+    fn push(&mut self, group: &Group) -> Result<()> {
+        if self.missing {
+            return Ok(());
+        }
+        let lp = group.target_logprobs().and_then(|v| v.first().copied());
+        let (Some(lp), Some(&token)) = (lp, group.targets().first()) else {
+            self.missing = true;
+            return Ok(());
+        };
+        if self.tokens >= MAX_SPEED_OF_LIGHT_TOKENS {
+            self.full = true;
+            return Ok(());
+        }
+        if self.last != Some((group.seq(), group.pos().wrapping_sub(1))) {
+            self.trace.end_sequence();
+        }
+        self.last = Some((group.seq(), group.pos()));
+        self.trace.push(TraceToken::new(token, lp.min(0.0))?);
+        self.tokens += 1;
+        Ok(())
+    }
+
+    fn bounds(&self, capacities: &[usize]) -> (Vec<TraceBound>, Option<String>) {
+        if self.missing {
+            return (
+                Vec::new(),
+                Some("some held-out records have no target_logprob: record it to get the speed of light".into()),
+            );
+        }
+        let mut out = Vec::new();
+        for &n in capacities {
+            match trace_bound::estimate(&self.trace, n, trace_bound::DEFAULT_BLOCKS) {
+                Ok(b) => out.push(b),
+                Err(e) => return (Vec::new(), Some(e.to_string())),
+            }
+        }
+        let note = self.full.then(|| {
+            format!("speed of light from the first {MAX_SPEED_OF_LIGHT_TOKENS} held-out tokens")
+        });
+        (out, note)
+    }
 }
 
 /// Predicts `E[X]` of a rank tree under the per-depth model, with
@@ -541,12 +609,14 @@ where
 
     // Pass 2: walk the held-out split.
     let mut heldout_truncated = 0u64;
+    let mut sol = SolCollector::default();
     {
         let mut reader = TraceReader::new(open()?);
         while reader.next_group(&mut group)? {
             if !config.split.is_heldout(group.seq()) {
                 continue;
             }
+            sol.push(&group)?;
             if group.depth() < needed {
                 heldout_truncated += 1;
                 continue;
@@ -594,6 +664,7 @@ where
         });
     }
 
+    let (speed_of_light, speed_of_light_note) = sol.bounds(&capacities);
     let curves = curves(&mut model, max_cap, max_depth, config.kary)?;
 
     // The chosen tree: the solver's, else the largest capacity's.
@@ -648,6 +719,8 @@ where
         curves,
         capacity_choice,
         chosen,
+        speed_of_light,
+        speed_of_light_note,
     })
 }
 
