@@ -19,6 +19,13 @@ use std::io::Write;
 /// The true acceptance matrix is `rows`, and for any static tree the true
 /// `E[X]` is that of [`crate::PositionalByDepth`] built from `rows`.
 ///
+/// `target_logprob` is written only with a single row: the process is then
+/// an i.i.d. verifier over rank tokens (the unlisted tokens lumped into one),
+/// and `ln a[rank]` is the verifier's log-probability, so the trace speed
+/// of light (THEORY.md 4d) is valid. With several rows no verifier explains
+/// acceptance that rises with depth while depth-1 records stand for the
+/// text, so no log-probability is claimed.
+///
 /// # Examples
 ///
 /// ```
@@ -111,7 +118,7 @@ impl SyntheticTrace {
                     depth,
                     draft_top,
                     target,
-                    target_logprob: Some(p.ln()),
+                    target_logprob: (self.rows.len() == 1).then(|| p.ln()),
                 }
             })
             .collect()

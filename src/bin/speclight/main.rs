@@ -8,7 +8,9 @@ mod check;
 mod common;
 mod convert;
 mod eval;
+mod plot;
 mod solve;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ enum Command {
     Solve(solve::Args),
     Allocate(allocate::Args),
     Convert(convert::Args),
+    Tune(tune::Args),
+    Plot(plot::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,6 +45,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Solve(args) => solve::run(args),
         Command::Allocate(args) => allocate::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Tune(args) => tune::run(args),
+        Command::Plot(args) => plot::run(args),
     }
 }
 
