@@ -102,10 +102,8 @@ impl TraceRecord {
                 ));
             }
         }
-        let mut tokens: Vec<TokenId> = self.draft_top.iter().map(|e| e.0).collect();
-        tokens.sort_unstable();
-        if let Some(w) = tokens.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("draft_top lists token {} twice", w[0]));
+        if let Some(t) = repeated_token(&self.draft_top) {
+            return Err(format!("draft_top lists token {t} twice"));
         }
         if let Some(x) = self.target_logprob {
             if x.is_nan() || x > SUM_TOLERANCE {
@@ -116,6 +114,22 @@ impl TraceRecord {
     }
 }
 
+/// A token listed twice, if any: pairwise for short lists (no allocation on
+/// the hot path of a typical top-8 record), by sorting otherwise.
+fn repeated_token(top: &[(TokenId, f64)]) -> Option<TokenId> {
+    if top.len() <= 32 {
+        for (i, a) in top.iter().enumerate() {
+            if top[i + 1..].iter().any(|b| b.0 == a.0) {
+                return Some(a.0);
+            }
+        }
+        return None;
+    }
+    let mut tokens: Vec<TokenId> = top.iter().map(|e| e.0).collect();
+    tokens.sort_unstable();
+    tokens.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +137,17 @@ mod tests {
     fn rec(json: &str) -> std::result::Result<TraceRecord, String> {
         let r: TraceRecord = serde_json::from_str(json).map_err(|e| e.to_string())?;
         r.check().map(|()| r)
+    }
+
+    #[test]
+    fn repeated_tokens_are_found_in_short_and_long_lists() {
+        for n in [2usize, 10, 32, 33, 100] {
+            let mut top: Vec<(TokenId, f64)> = (0..n as u32).map(|t| (t, -(t as f64))).collect();
+            assert_eq!(repeated_token(&top), None);
+            let dup = (n / 2 - 1) as u32;
+            top[n - 1].0 = dup;
+            assert_eq!(repeated_token(&top), Some(dup), "n={n}");
+        }
     }
 
     #[test]
