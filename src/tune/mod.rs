@@ -54,3 +54,8 @@ pub use tuner::{
     PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport,
     MAX_SPEED_OF_LIGHT_TOKENS, MAX_TUNE_CAPACITY,
 };
+
+/// docs/tune.md's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/tune.md")]
+pub struct TuneDoc;

@@ -236,20 +236,27 @@ pub fn curve_svg(report: &TuneReport) -> Result<String> {
             }
         }
         // The chosen tree may use a smaller depth limit than the curves
-        // (the solver's choice): label its point so it is not misread.
+        // (the solver's choice): ring its point and say so in the legend.
         if let Some(row) = report
             .results
             .iter()
             .find(|r| r.capacity == report.chosen.capacity)
         {
             if let Some(m) = row.policies.first().and_then(|p| p.measured) {
+                let nudge = 1.0 + 0.035 * (0.0 - 1.5);
+                let ring = POLICY_COLORS[0].stroke_width(2);
                 chart
-                    .draw_series([Text::new(
-                        format!("chosen: n={}, D={}", row.capacity, row.max_depth),
-                        (row.capacity as f64 * 0.93, m.accepted.lo - 0.04 * y_max),
-                        ("sans-serif", 13).into_font().color(&POLICY_COLORS[0]),
+                    .draw_series([Circle::new(
+                        (row.capacity as f64 * nudge, m.accepted.mean),
+                        9,
+                        ring,
                     )])
-                    .map_err(plot_err)?;
+                    .map_err(plot_err)?
+                    .label(format!(
+                        "chosen tree: n={}, depth limit {}",
+                        row.capacity, row.max_depth
+                    ))
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 6, ring));
             }
         }
         if !report.speed_of_light.is_empty() {
