@@ -143,6 +143,23 @@ fn tune_writes_the_report_and_agrees_with_the_library() {
     assert!(out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["results"][0]["capacity"], 4);
+    // Holding out sequences 90..120 measures exactly their 30 x 20 groups.
+    let out = speclight(&[
+        "tune",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--json",
+        "--heldout-from-seq",
+        "90",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["heldout_groups"], 600);
+    assert_eq!(doc["train_groups"], 1800);
 }
 
 #[test]

@@ -20,10 +20,14 @@ use std::io::BufRead;
 /// Largest capacity the tuner accepts (trees, curves and walks stay small).
 pub const MAX_TUNE_CAPACITY: usize = 4096;
 
-/// A deterministic split of sequences into training and held-out: sequence
-/// `s` is held out when `splitmix64(s ^ salt) / 2^64 < fraction`. Splitting
-/// by sequence (not by record) keeps the overlapping windows of one text on
-/// one side.
+/// Which sequences are held out for measurement; the rest train.
+/// Splitting by sequence (not by record) keeps the overlapping windows of
+/// one text on one side.
+///
+/// - [`Split::new`]: sequence `s` is held out when
+///   `splitmix64(s ^ salt) / 2^64 < fraction`, for a trace of one source;
+/// - [`Split::from_seq`]: sequences `>= first` are held out, for a trace
+///   written from a training text and then a held-out text.
 ///
 /// # Examples
 ///
@@ -32,16 +36,24 @@ pub const MAX_TUNE_CAPACITY: usize = 4096;
 /// let split = Split::new(0.25, 0)?;
 /// let held = (0..10_000u64).filter(|&s| split.is_heldout(s)).count();
 /// assert!((2300..2700).contains(&held));
+/// assert!(Split::from_seq(100).is_heldout(100) && !Split::from_seq(100).is_heldout(99));
 /// # Ok::<(), speclight::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Split {
-    fraction: f64,
-    salt: u64,
+pub enum Split {
+    /// Hash of the sequence id below a fraction.
+    Hash {
+        /// Fraction of sequences held out.
+        fraction: f64,
+        /// Salt of the hash.
+        salt: u64,
+    },
+    /// Sequence ids from this one on.
+    FromSeq(u64),
 }
 
 impl Split {
-    /// Holds out about `fraction` of the sequences.
+    /// Holds out about `fraction` of the sequences, chosen by hash.
     ///
     /// # Errors
     ///
@@ -52,16 +64,26 @@ impl Split {
                 "hold-out fraction {fraction} is not strictly between 0 and 1"
             )));
         }
-        Ok(Self { fraction, salt })
+        Ok(Self::Hash { fraction, salt })
+    }
+
+    /// Holds out the sequences with id `>= first`.
+    pub fn from_seq(first: u64) -> Self {
+        Self::FromSeq(first)
     }
 
     /// Whether sequence `seq` is held out.
     pub fn is_heldout(&self, seq: u64) -> bool {
-        let mut z = (seq ^ self.salt).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        ((z >> 11) as f64) / ((1u64 << 53) as f64) < self.fraction
+        match *self {
+            Split::Hash { fraction, salt } => {
+                let mut z = (seq ^ salt).wrapping_add(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                ((z >> 11) as f64) / ((1u64 << 53) as f64) < fraction
+            }
+            Split::FromSeq(first) => seq >= first,
+        }
     }
 }
 
@@ -96,7 +118,7 @@ impl Default for TuneConfig {
     fn default() -> Self {
         Self {
             capacities: vec![1, 2, 4, 8, 16, 32, 64],
-            split: Split {
+            split: Split::Hash {
                 fraction: 0.2,
                 salt: 0,
             },

@@ -46,9 +46,13 @@ pub struct Args {
     /// Capacities to compare policies at, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
     capacities: Vec<usize>,
-    /// Fraction of sequences held out for measurement.
+    /// Fraction of sequences held out for measurement (chosen by a hash of the sequence id).
     #[arg(long, default_value_t = 0.2)]
     holdout: f64,
+    /// Hold out the sequences with id >= N instead (a trace written from a training text, then
+    /// a held-out text).
+    #[arg(long, value_name = "N", conflicts_with = "holdout")]
+    heldout_from_seq: Option<u64>,
     /// Salt of the sequence hash that splits training from held-out.
     #[arg(long, default_value_t = 0)]
     split_salt: u64,
@@ -136,7 +140,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let config = TuneConfig {
         capacities: args.capacities.clone(),
-        split: Split::new(args.holdout, args.split_salt).context("--holdout")?,
+        split: match args.heldout_from_seq {
+            Some(first) => Split::from_seq(first),
+            None => Split::new(args.holdout, args.split_salt).context("--holdout")?,
+        },
         max_depth: args.max_depth,
         kary: args.kary,
         eagle_top_k: args.eagle_top_k,
@@ -212,7 +219,7 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
     let _ = writeln!(o, "# speclight tune report\n");
     let _ = writeln!(
         o,
-        "Trace `{}`: {} training groups ({} records), {} held-out groups measured{}; sequences split by hash, hold-out fraction {}. Tokens per iteration = 1 + accepted draft tokens; intervals are 95%.\n",
+        "Trace `{}`: {} training groups ({} records), {} held-out groups measured{}; {}. Tokens per iteration = 1 + accepted draft tokens; intervals are 95%.\n",
         args.trace.display(),
         r.train_groups,
         r.train_records,
@@ -222,7 +229,13 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
         } else {
             String::new()
         },
-        args.holdout
+        match args.heldout_from_seq {
+            Some(first) => format!("sequences from id {first} on are held out"),
+            None => format!(
+                "sequences split by hash, hold-out fraction {}",
+                args.holdout
+            ),
+        }
     );
     let c = &r.chosen;
     let chosen = r.results.iter().find(|x| x.capacity == c.capacity);
