@@ -301,3 +301,39 @@ fn measured_values_stay_below_the_trace_speed_of_light() {
         assert!(opt <= sol.estimate.ci_high);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Arbitrary bytes, and valid traces with bytes overwritten, never make
+    /// the reader, the validator or the tuner panic: they return a report
+    /// or an error.
+    #[test]
+    fn hostile_input_gives_errors_not_panics(
+        noise in proptest::collection::vec(any::<u8>(), 0..600),
+        flips in proptest::collection::vec((0usize..4000, any::<u8>()), 0..8),
+        seed in 0u64..100,
+    ) {
+        let config = TuneConfig { capacities: vec![1, 5], ..Default::default() };
+        let _ = validate(&noise[..], 10).unwrap();
+        let _ = tune(|| Ok(&noise[..]), &config);
+        let synth = SyntheticTrace::new(truth(), 4, 3).unwrap();
+        let mut trace = Vec::new();
+        synth.write_jsonl(&mut trace, 4, 4, seed).unwrap();
+        for &(at, byte) in &flips {
+            let i = at % trace.len();
+            trace[i] = byte;
+        }
+        let report = validate(&trace[..], 10).unwrap();
+        prop_assert!(report.lines <= 48 + flips.len() as u64);
+        let result = tune(|| Ok(&trace[..]), &config);
+        if report.is_valid() {
+            // A trace the validator accepts is one the tuner reads (it may
+            // still refuse it for lack of data, never for a line).
+            if let Err(e) = result {
+                prop_assert!(!e.to_string().starts_with("trace line"), "{}", e);
+            }
+        } else {
+            prop_assert!(result.is_err());
+        }
+    }
+}
