@@ -43,6 +43,7 @@ mod reader;
 mod record;
 mod synth;
 mod tuner;
+mod writer;
 
 pub use acceptance::{wilson_interval, AcceptanceEstimator, AcceptanceMatrix, Z95};
 pub use policy::{chain_tree, kary_tree, EagleTree, RankTree};
@@ -54,6 +55,7 @@ pub use tuner::{
     PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport,
     MAX_SPEED_OF_LIGHT_TOKENS, MAX_TUNE_CAPACITY,
 };
+pub use writer::{write_paired_sequence, SequenceShape};
 
 /// docs/tune.md's examples, compiled and run as doc tests.
 #[cfg(doctest)]
