@@ -379,3 +379,31 @@ fn writer_acceptance_matches_the_closed_form_for_iid_models() {
     }
     assert_eq!(est.marginal().trials, vec![4000, 4000, 4000]);
 }
+
+#[test]
+fn bootstrap_and_delta_method_agree_when_groups_are_independent() {
+    // Synthetic groups are independent draws, so resampling sequences
+    // (bootstrap) and the delta method (independent records) estimate the
+    // same standard error: a second computation of it. Seed 99.
+    let synth = SyntheticTrace::new(truth(), 4, 4).unwrap();
+    let mut trace = Vec::new();
+    synth.write_jsonl(&mut trace, 300, 20, 99).unwrap();
+    let config = TuneConfig {
+        capacities: vec![4, 16, 48],
+        bootstrap: 200,
+        ..Default::default()
+    };
+    let report = tune(|| Ok(&trace[..]), &config).unwrap();
+    for r in &report.results {
+        for p in &r.policies {
+            if let Some(pred) = p.predicted {
+                let ratio = pred.estimation_se / pred.delta_se;
+                println!(
+                    "n={} {}: bootstrap se / delta se = {ratio:.3}",
+                    r.capacity, p.policy
+                );
+                assert!((0.75..=1.33).contains(&ratio), "{ratio}");
+            }
+        }
+    }
+}

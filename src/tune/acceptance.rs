@@ -50,20 +50,45 @@ pub struct AcceptanceMatrix {
 }
 
 impl AcceptanceMatrix {
-    fn observe(&mut self, depth_index: usize, rank: Option<u32>) {
+    fn observe(&mut self, depth_index: usize, rank: Option<u32>, weight: u64) {
         if self.trials.len() <= depth_index {
             self.trials.resize(depth_index + 1, 0);
             self.matches.resize(depth_index + 1, Vec::new());
         }
-        self.trials[depth_index] += 1;
+        self.trials[depth_index] += weight;
         if let Some(k) = rank {
             let row = &mut self.matches[depth_index];
             let k = k as usize;
             if row.len() <= k {
                 row.resize(k + 1, 0);
             }
-            row[k] += 1;
+            row[k] += weight;
         }
+    }
+
+    /// `E[X]` of a rank tree under this matrix's point estimates:
+    /// `sum_v prod_j a[j][rank_j]` (THEORY.md sections 2-3), 0 beyond the
+    /// counted depths. O(nodes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use speclight::tune::{chain_tree, AcceptanceMatrix};
+    /// let m = AcceptanceMatrix { matches: vec![vec![3, 1], vec![1]], trials: vec![4, 2] };
+    /// // Chain of 2: a[1][0] + a[1][0] a[2][0] = 0.75 + 0.75 * 0.5.
+    /// assert_eq!(m.tree_value(&chain_tree(2)?), 1.125);
+    /// # Ok::<(), speclight::Error>(())
+    /// ```
+    pub fn tree_value(&self, tree: &crate::DraftTree) -> f64 {
+        let mut reach = Vec::with_capacity(tree.len());
+        let mut total = 0.0;
+        for node in tree.nodes() {
+            let up = node.parent.map_or(1.0, |p| reach[p]);
+            let r = up * self.estimate(node.depth as usize - 1, node.token as usize);
+            reach.push(r);
+            total += r;
+        }
+        total
     }
 
     /// Number of depth rows.
@@ -187,6 +212,33 @@ pub struct AcceptanceEstimator {
     conditional: AcceptanceMatrix,
     groups: u64,
     records: u64,
+    replicates: Vec<AcceptanceMatrix>,
+    seed: u64,
+}
+
+/// A uniform number in `[0, 1)` from `(seq, replicate, seed)` (splitmix64).
+fn unit_hash(seq: u64, replicate: u64, seed: u64) -> f64 {
+    let mut z = seq
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(replicate.wrapping_mul(0xd1b5_4a32_d192_ed03))
+        ^ seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A Poisson(1) draw by inverting its CDF at `u`.
+fn poisson1(u: f64) -> u64 {
+    let mut k = 0u64;
+    let mut p = (-1.0f64).exp();
+    let mut cdf = p;
+    while u >= cdf && k < 20 {
+        k += 1;
+        p /= k as f64;
+        cdf += p;
+    }
+    k
 }
 
 impl AcceptanceEstimator {
@@ -195,18 +247,48 @@ impl AcceptanceEstimator {
         Self::default()
     }
 
-    /// Counts one group. O(depth of the group).
+    /// Also keeps `replicates` Poisson-bootstrap copies of the conditional
+    /// matrix, resampling whole *sequences*: every group of sequence `s`
+    /// counts `w_r(s) ~ Poisson(1)` times in replicate `r`, with `w_r(s)` a
+    /// hash of `(s, r, seed)`, so no state per sequence is needed and the
+    /// trace still streams. Groups of one sequence overlap and are
+    /// correlated; resampling sequences keeps that correlation, which an
+    /// interval assuming independent records would ignore. Memory
+    /// O(replicates x depth x top-k); time O(replicates x depth) per group.
+    pub fn with_bootstrap(mut self, replicates: usize, seed: u64) -> Self {
+        self.replicates = vec![AcceptanceMatrix::default(); replicates];
+        self.seed = seed;
+        self
+    }
+
+    /// Counts one group. O(depth of the group), times the replicates.
     pub fn observe(&mut self, group: &Group) {
         self.groups += 1;
         self.records += group.depth() as u64;
         let mut on_path = true;
+        let mut counted = 0;
         for (j, &rank) in group.ranks().iter().enumerate() {
-            self.marginal.observe(j, rank);
+            self.marginal.observe(j, rank, 1);
             if on_path {
-                self.conditional.observe(j, rank);
+                self.conditional.observe(j, rank, 1);
                 on_path = rank.is_some();
+                counted = j + 1;
             }
         }
+        for (r, m) in self.replicates.iter_mut().enumerate() {
+            let w = poisson1(unit_hash(group.seq(), r as u64, self.seed));
+            if w > 0 {
+                for (j, &rank) in group.ranks().iter().take(counted).enumerate() {
+                    m.observe(j, rank, w);
+                }
+            }
+        }
+    }
+
+    /// The bootstrap replicates of the conditional matrix (empty unless
+    /// [`AcceptanceEstimator::with_bootstrap`]).
+    pub fn replicates(&self) -> &[AcceptanceMatrix] {
+        &self.replicates
     }
 
     /// Groups counted.
@@ -244,6 +326,21 @@ mod tests {
             let p = s as f64 / n as f64;
             prop_assert!(0.0 <= lo && lo <= p + 1e-12 && p <= hi + 1e-12 && hi <= 1.0);
         }
+    }
+
+    #[test]
+    fn poisson_weights_have_mean_and_variance_one() {
+        let n = 200_000u64;
+        let draws: Vec<f64> = (0..n)
+            .map(|s| poisson1(unit_hash(s, 3, 9)) as f64)
+            .collect();
+        let mean = draws.iter().sum::<f64>() / n as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        // Standard errors: sqrt(1/n) = 0.0022 for the mean, about 0.005 for the variance.
+        assert!(
+            (mean - 1.0).abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
     }
 
     #[test]

@@ -109,10 +109,16 @@ pub struct TuneConfig {
     pub cost: Option<CostModel>,
     /// Normal quantile of the intervals ([`Z95`] for 95%).
     pub z: f64,
+    /// Bootstrap replicates (resampling training sequences) for the
+    /// prediction's estimation error; below 2, the delta method is used.
+    pub bootstrap: usize,
 }
 
+/// Seed of the bootstrap weights (fixed: a report is reproducible).
+const BOOTSTRAP_SEED: u64 = 0x7475_6e65;
+
 impl Default for TuneConfig {
-    /// Capacities 1, 2, 4, ..., 64; 20% held out; binary k-ary baseline;
+    /// Capacities 1, 2, 4, ..., 64; 20% held out; 100 bootstrap replicates; binary k-ary baseline;
     /// EAGLE-2's published shape (top_k 10, 6 levels, scaled down to top_k
     /// 8 since most traces record fewer candidates); 95% intervals.
     fn default() -> Self {
@@ -128,6 +134,7 @@ impl Default for TuneConfig {
             eagle_depth: 6,
             cost: None,
             z: Z95,
+            bootstrap: 100,
         }
     }
 }
@@ -155,23 +162,57 @@ impl Interval {
 pub struct Prediction {
     /// `E[X]` under the estimated model (accepted draft tokens).
     pub expected_accepted: f64,
-    /// Standard error of `E[X]` from estimating `a` on the training split
-    /// (delta method).
+    /// Standard error of `E[X]` from estimating `a` on the training split:
+    /// in [`tune`], the standard deviation of `E[X]` over bootstrap
+    /// replicates that resample training *sequences*
+    /// ([`AcceptanceEstimator::with_bootstrap`]); from [`predict`] alone,
+    /// `delta_se`.
     pub estimation_se: f64,
+    /// The delta-method standard error, which treats records as
+    /// independent (see [`predict`]); below `estimation_se` when the groups
+    /// of a sequence are correlated.
+    pub delta_se: f64,
     /// `sd(X)` of one iteration under the model.
     pub iteration_sd: f64,
-    /// Interval for the *held-out mean* of `X` over `heldout_groups`
-    /// iterations: `E[X] +- z sqrt(estimation_se^2 + sd(X)^2 / m)`.
+    /// Interval for the *held-out mean* of `X`: `E[X] +- z sqrt(estimation_se^2 + se_h^2)`
+    /// with `se_h` the held-out mean's standard error, in [`tune`] the
+    /// measured one clustered by sequence ([`Measurement`]), from
+    /// [`predict`] alone the model's `sd(X) / sqrt(m)`.
     pub heldout_interval: Interval,
 }
 
+impl Prediction {
+    /// The same prediction with `estimation_se` and the held-out standard
+    /// error replaced, and the interval recomputed.
+    pub fn with_errors(mut self, estimation_se: f64, heldout_se: f64, z: f64) -> Self {
+        let half = z * (estimation_se * estimation_se + heldout_se * heldout_se).sqrt();
+        self.estimation_se = estimation_se;
+        self.heldout_interval = Interval {
+            mean: self.expected_accepted,
+            lo: self.expected_accepted - half,
+            hi: self.expected_accepted + half,
+        };
+        self
+    }
+}
+
 /// Accepted draft tokens measured on the held-out groups.
+///
+/// Every `(seq, pos)` group is one iteration. Groups of one sequence share
+/// tokens and are correlated, so the standard error is clustered by
+/// sequence: with `S_s` the sum and `n_s` the count of sequence `s`,
+/// `G` sequences and `mean = sum S / sum n`,
+/// `se^2 = G / (G - 1) * sum_s (S_s - mean n_s)^2 / (sum n)^2`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
-    /// Mean accepted per iteration, with `mean +- z sd / sqrt(m)`.
+    /// Mean accepted per iteration, with `mean +- z se`.
     pub accepted: Interval,
+    /// The clustered standard error `se`.
+    pub std_error: f64,
     /// Iterations (held-out groups) measured.
     pub groups: u64,
+    /// Sequences they came from.
+    pub sequences: u64,
 }
 
 /// One policy at one capacity.
@@ -431,6 +472,7 @@ pub fn predict(
     Ok(Prediction {
         expected_accepted: mean,
         estimation_se: var_est.sqrt(),
+        delta_se: var_est.sqrt(),
         iteration_sd: var_x.sqrt(),
         heldout_interval: Interval {
             mean,
@@ -440,39 +482,69 @@ pub fn predict(
     })
 }
 
-/// Running mean and variance (Welford).
+/// Running sums for a mean clustered by sequence (groups arrive sorted by
+/// sequence, so one open cluster at a time).
 #[derive(Debug, Clone, Copy, Default)]
-struct Moments {
-    n: u64,
-    mean: f64,
-    m2: f64,
+struct Clustered {
+    open: Option<u64>,
+    s: f64,
+    n: f64,
+    clusters: u64,
+    groups: u64,
+    sum_s: f64,
+    sum_n: f64,
+    sum_s2: f64,
+    sum_n2: f64,
+    sum_sn: f64,
 }
 
-impl Moments {
-    fn push(&mut self, x: f64) {
-        self.n += 1;
-        let d = x - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (x - self.mean);
+impl Clustered {
+    fn push(&mut self, seq: u64, x: f64) {
+        if self.open != Some(seq) {
+            self.close();
+            self.open = Some(seq);
+        }
+        self.s += x;
+        self.n += 1.0;
+        self.groups += 1;
     }
 
-    fn measurement(&self, z: f64) -> Option<Measurement> {
-        if self.n == 0 {
+    fn close(&mut self) {
+        if self.open.take().is_some() {
+            self.clusters += 1;
+            self.sum_s += self.s;
+            self.sum_n += self.n;
+            self.sum_s2 += self.s * self.s;
+            self.sum_n2 += self.n * self.n;
+            self.sum_sn += self.s * self.n;
+        }
+        self.s = 0.0;
+        self.n = 0.0;
+    }
+
+    fn measurement(mut self, z: f64) -> Option<Measurement> {
+        self.close();
+        if self.groups == 0 {
             return None;
         }
-        let sd = if self.n > 1 {
-            (self.m2 / (self.n - 1) as f64).sqrt()
+        let mean = self.sum_s / self.sum_n;
+        let g = self.clusters as f64;
+        let se = if self.clusters > 1 {
+            let ss = (self.sum_s2 - 2.0 * mean * self.sum_sn + mean * mean * self.sum_n2).max(0.0);
+            (g / (g - 1.0) * ss).sqrt() / self.sum_n
         } else {
-            0.0
+            f64::NAN
         };
-        let half = z * sd / (self.n as f64).sqrt();
+        let half = z * se;
         Some(Measurement {
             accepted: Interval {
-                mean: self.mean,
-                lo: self.mean - half,
-                hi: self.mean + half,
+                mean,
+                lo: mean - half,
+                hi: mean + half,
             },
-            groups: self.n,
+            std_error: se,
+            groups: self.groups,
+            sequences: self.clusters,
         })
     }
 }
@@ -481,7 +553,7 @@ impl Moments {
 struct StaticPolicy {
     name: String,
     tree: RankTree,
-    moments: Moments,
+    moments: Clustered,
 }
 
 /// Tunes a static tree policy from a paired trace (see the module docs for
@@ -525,7 +597,7 @@ where
         )));
     }
     // Pass 1: estimate on the training split.
-    let mut estimator = AcceptanceEstimator::new();
+    let mut estimator = AcceptanceEstimator::new().with_bootstrap(config.bootstrap, BOOTSTRAP_SEED);
     let mut group = Group::default();
     let mut with_logprob = 0u64;
     {
@@ -598,17 +670,17 @@ where
             StaticPolicy {
                 name: "best-first".into(),
                 tree: RankTree::new(best),
-                moments: Moments::default(),
+                moments: Clustered::default(),
             },
             StaticPolicy {
                 name: "chain".into(),
                 tree: RankTree::new(chain_tree(n.min(max_depth as usize))?),
-                moments: Moments::default(),
+                moments: Clustered::default(),
             },
             StaticPolicy {
                 name: format!("k-ary (k={})", config.kary),
                 tree: RankTree::new(kary_tree(config.kary, n, max_depth)?),
-                moments: Moments::default(),
+                moments: Clustered::default(),
             },
         ];
         statics.push(policies);
@@ -620,7 +692,7 @@ where
         config.eagle_top_k,
         eagle.depth()
     );
-    let mut eagle_moments = vec![Moments::default(); capacities.len()];
+    let mut eagle_moments = vec![Clustered::default(); capacities.len()];
     let needed = statics
         .iter()
         .flatten()
@@ -645,32 +717,44 @@ where
             }
             for policies in &mut statics {
                 for p in policies.iter_mut() {
-                    p.moments.push(p.tree.walk(group.ranks()) as f64);
+                    p.moments
+                        .push(group.seq(), p.tree.walk(group.ranks()) as f64);
                 }
             }
             eagle.rank_group(&group);
             for (m, &n) in eagle_moments.iter_mut().zip(&capacities) {
-                m.push(eagle.accepted(n) as f64);
+                m.push(group.seq(), eagle.accepted(n) as f64);
             }
         }
     }
-    let heldout_groups = eagle_moments.first().map_or(0, |m| m.n);
+    let heldout_groups = eagle_moments.first().map_or(0, |m| m.groups);
 
     let mut results = Vec::new();
     for (i, &n) in capacities.iter().enumerate() {
         let mut policies = Vec::new();
         for p in &statics[i] {
+            let measured = p.moments.measurement(config.z);
+            let analytic = predict(
+                p.tree.tree(),
+                &mut model,
+                &acceptance.trials,
+                heldout_groups,
+                config.z,
+            )?;
+            let boot_se = bootstrap_se(p.tree.tree(), estimator.replicates());
+            let predicted = match measured {
+                Some(m) if m.std_error.is_finite() => analytic.with_errors(
+                    boot_se.unwrap_or(analytic.delta_se),
+                    m.std_error,
+                    config.z,
+                ),
+                _ => analytic,
+            };
             policies.push(PolicyResult {
                 policy: p.name.clone(),
                 nodes: p.tree.tree().len(),
-                predicted: Some(predict(
-                    p.tree.tree(),
-                    &mut model,
-                    &acceptance.trials,
-                    heldout_groups,
-                    config.z,
-                )?),
-                measured: p.moments.measurement(config.z),
+                predicted: Some(predicted),
+                measured,
             });
         }
         policies.push(PolicyResult {
@@ -744,6 +828,18 @@ where
         speed_of_light,
         speed_of_light_note,
     })
+}
+
+/// Standard deviation of a tree's `E[X]` over the bootstrap replicates;
+/// `None` with fewer than two.
+fn bootstrap_se(tree: &DraftTree, replicates: &[AcceptanceMatrix]) -> Option<f64> {
+    if replicates.len() < 2 {
+        return None;
+    }
+    let values: Vec<f64> = replicates.iter().map(|m| m.tree_value(tree)).collect();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64;
+    Some(var.sqrt())
 }
 
 /// Predicted `E[X]` at every capacity `1..=max_cap` of best-first (the
