@@ -1,5 +1,8 @@
 //! `tune/estimate/1M-records`: streaming acceptance estimation over one
-//! million paired-trace records (JSON Lines parsed from memory).
+//! million paired-trace records (JSON Lines parsed from memory), alone and
+//! with the bootstrap replicates `tune` keeps.
+//!
+//! `cargo bench --bench tune -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use speclight::tune::{AcceptanceEstimator, Group, SyntheticTrace, TraceReader};
@@ -27,6 +30,18 @@ fn estimate(c: &mut Criterion) {
     group.bench_function("1M-records", |b| {
         b.iter(|| {
             let mut est = AcceptanceEstimator::new();
+            let mut reader = TraceReader::new(&bytes[..]);
+            let mut g = Group::default();
+            while reader.next_group(&mut g).expect("valid trace") {
+                est.observe(&g);
+            }
+            black_box(est.records())
+        })
+    });
+    // The same with the 100 bootstrap replicates `tune` keeps by default.
+    group.bench_function("1M-records-bootstrap-100", |b| {
+        b.iter(|| {
+            let mut est = AcceptanceEstimator::new().with_bootstrap(100, 1);
             let mut reader = TraceReader::new(&bytes[..]);
             let mut g = Group::default();
             while reader.next_group(&mut g).expect("valid trace") {
