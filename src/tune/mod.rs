@@ -46,13 +46,13 @@ mod tuner;
 mod writer;
 
 pub use acceptance::{wilson_interval, AcceptanceEstimator, AcceptanceMatrix, Z95};
-pub use policy::{chain_tree, kary_tree, EagleTree, RankTree};
+pub use policy::{chain_tree, kary_tree, DynamicBestFirst, EagleTree, RankTree};
 pub use reader::{validate, Group, TraceReader, ValidationReport, DEFAULT_MAX_LINE_BYTES};
 pub use record::{TraceRecord, MAX_TOP_K, MAX_TRACE_DEPTH};
 pub use synth::SyntheticTrace;
 pub use tuner::{
     predict, tune, CapacityChoice, CapacityResult, ChosenTree, Curve, Interval, Measurement,
-    PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport,
+    PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport, DYNAMIC_NAME,
     MAX_SPEED_OF_LIGHT_TOKENS, MAX_TUNE_CAPACITY,
 };
 pub use writer::{write_paired_sequence, SequenceShape};

@@ -274,6 +274,110 @@ impl EagleTree {
     }
 }
 
+/// Best-first *per iteration* over the drafter's own probabilities: the
+/// tree a server builds with [`crate::TreeBuilder`] from the drafter's `q`
+/// at every step (THEORY.md section 3), as opposed to one static tree for
+/// all steps. With the same information as [`EagleTree`] (the drafter's
+/// lists along the verifier's path; off-path nodes at depth `d` scored with
+/// the on-path list at depth `d`), it keeps the `n` nodes of highest drafter
+/// path probability among *all* nodes, where EAGLE keeps them among its
+/// beam's expansions.
+///
+/// Best-first commits nodes in decreasing path probability, so one build to
+/// the largest capacity answers every smaller one: the tree of `n` nodes is
+/// the first `n` nodes.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::tune::{DynamicBestFirst, Group, TraceReader};
+/// let trace = br#"{"seq":0,"pos":0,"depth":1,"draft_top":[[3,-0.1],[4,-2.0]],"target":4}
+/// {"seq":0,"pos":0,"depth":2,"draft_top":[[5,-0.1],[6,-0.2]],"target":5}
+/// "#;
+/// let mut g = Group::default();
+/// TraceReader::new(&trace[..]).next_group(&mut g)?;
+/// let mut policy = DynamicBestFirst::new(8, 2)?;
+/// policy.rank_group(&g)?;
+/// // Path probabilities: (0) .90, (0,0) .82, (0,1) .74, (1) .14, ...: (1) is 4th.
+/// assert_eq!(policy.accepted(3), 0);
+/// assert_eq!(policy.accepted(4), 1);
+/// assert_eq!(policy.accepted(5), 2);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct DynamicBestFirst {
+    builder: crate::TreeBuilder,
+    depth: u32,
+    rows: Vec<Vec<f64>>,
+    on_path: Vec<u32>,
+}
+
+impl DynamicBestFirst {
+    /// Trees of up to `max_capacity` nodes and `depth` levels.
+    ///
+    /// # Errors
+    ///
+    /// The builder's capacity errors, [`Error::ZeroDepth`].
+    pub fn new(max_capacity: usize, depth: u32) -> Result<Self> {
+        let builder = crate::TreeBuilder::new(max_capacity)?.with_max_depth(Some(depth))?;
+        Ok(Self {
+            builder,
+            depth,
+            rows: Vec::new(),
+            on_path: Vec::new(),
+        })
+    }
+
+    /// Builds this group's tree from its drafter lists (probabilities
+    /// `exp(logprob)`, scaled down if a list sums above 1) and locates the
+    /// verifier's path in it. O(capacity log capacity).
+    ///
+    /// # Errors
+    ///
+    /// Only if a list holds no positive probability (all `-inf`).
+    pub fn rank_group(&mut self, group: &Group) -> Result<()> {
+        let levels = (self.depth as usize).min(group.depth());
+        self.on_path.clear();
+        if levels == 0 {
+            return Ok(());
+        }
+        self.rows.resize(levels, Vec::new());
+        self.rows.truncate(levels);
+        for (j, row) in self.rows.iter_mut().enumerate() {
+            row.clear();
+            row.extend(group.draft_logprobs(j).iter().map(|lp| lp.exp()));
+            let sum: f64 = row.iter().sum();
+            if sum > 1.0 {
+                row.iter_mut().for_each(|p| *p /= sum);
+            }
+        }
+        let mut model = crate::PositionalByDepth::new(&self.rows)?;
+        self.builder.set_max_depth(Some(levels as u32))?;
+        let tree = self.builder.build(&mut model)?;
+        let mut slot: Option<usize> = None;
+        for &rank in group.ranks().iter().take(levels) {
+            let Some(r) = rank else { break };
+            match tree.children(slot).find(|&c| tree.token(c) == r) {
+                Some(c) => {
+                    self.on_path.push(c as u32);
+                    slot = Some(c);
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepted draft tokens for the last ranked group with a tree of
+    /// `capacity` nodes.
+    pub fn accepted(&self, capacity: usize) -> usize {
+        self.on_path
+            .iter()
+            .take_while(|&&i| (i as usize) < capacity)
+            .count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

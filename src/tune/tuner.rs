@@ -3,7 +3,7 @@
 //! passes.
 
 use super::acceptance::{AcceptanceEstimator, AcceptanceMatrix, Z95};
-use super::policy::{chain_tree, kary_tree, EagleTree, RankTree};
+use super::policy::{chain_tree, kary_tree, DynamicBestFirst, EagleTree, RankTree};
 use super::reader::{Group, TraceReader};
 use crate::build::{TreeBuilder, MAX_CAPACITY};
 use crate::capacity::{CapacitySolver, CostModel};
@@ -114,6 +114,9 @@ pub struct TuneConfig {
     pub bootstrap: usize,
 }
 
+/// Name of the per-iteration best-first policy in reports.
+pub const DYNAMIC_NAME: &str = "best-first (dynamic)";
+
 /// Seed of the bootstrap weights (fixed: a report is reproducible).
 const BOOTSTRAP_SEED: u64 = 0x7475_6e65;
 
@@ -218,7 +221,9 @@ pub struct Measurement {
 /// One policy at one capacity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyResult {
-    /// `best-first`, `chain`, `k-ary (k=K)` or `eagle (top_k=K, depth=D)`.
+    /// `best-first` (the static tree), `chain`, `k-ary (k=K)`,
+    /// `best-first (dynamic)` ([`DynamicBestFirst`]) or
+    /// `eagle (top_k=K, depth=D)` ([`EagleTree`]).
     pub policy: String,
     /// Nodes in the tree (at most the capacity; the largest over
     /// iterations for the dynamic policy).
@@ -236,7 +241,7 @@ pub struct CapacityResult {
     pub capacity: usize,
     /// Depth limit of the best-first tree.
     pub max_depth: u32,
-    /// Best-first first, then the baselines.
+    /// Static best-first, chain, k-ary, dynamic best-first, EAGLE-style.
     pub policies: Vec<PolicyResult>,
 }
 
@@ -693,6 +698,8 @@ where
         eagle.depth()
     );
     let mut eagle_moments = vec![Clustered::default(); capacities.len()];
+    let mut dynamic = DynamicBestFirst::new(max_cap, max_depth)?;
+    let mut dynamic_moments = vec![Clustered::default(); capacities.len()];
     let needed = statics
         .iter()
         .flatten()
@@ -720,6 +727,10 @@ where
                     p.moments
                         .push(group.seq(), p.tree.walk(group.ranks()) as f64);
                 }
+            }
+            dynamic.rank_group(&group)?;
+            for (m, &n) in dynamic_moments.iter_mut().zip(&capacities) {
+                m.push(group.seq(), dynamic.accepted(n) as f64);
             }
             eagle.rank_group(&group);
             for (m, &n) in eagle_moments.iter_mut().zip(&capacities) {
@@ -757,6 +768,12 @@ where
                 measured,
             });
         }
+        policies.push(PolicyResult {
+            policy: DYNAMIC_NAME.into(),
+            nodes: n,
+            predicted: None,
+            measured: dynamic_moments[i].measurement(config.z),
+        });
         policies.push(PolicyResult {
             policy: eagle_name.clone(),
             nodes: n.min(eagle.max_nodes()),
