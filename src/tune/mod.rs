@@ -52,7 +52,7 @@ pub use record::{TraceRecord, MAX_TOP_K, MAX_TRACE_DEPTH};
 pub use synth::SyntheticTrace;
 pub use tuner::{
     predict, tune, CapacityChoice, CapacityResult, ChosenTree, Curve, Interval, Measurement,
-    PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport, DYNAMIC_NAME,
+    PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport, Versus, DYNAMIC_NAME,
     MAX_SPEED_OF_LIGHT_TOKENS, MAX_TUNE_CAPACITY,
 };
 pub use writer::{write_paired_sequence, SequenceShape};

@@ -88,6 +88,12 @@ impl SyntheticTrace {
                     })
                     .collect();
                 lps.sort_by(|a, b| b.total_cmp(a));
+                // Keep the list a sub-distribution (sum <= 1), as a real
+                // drafter's top-k is.
+                let sum: f64 = lps.iter().map(|lp| lp.exp()).sum();
+                if sum > 1.0 {
+                    lps.iter_mut().for_each(|lp| *lp -= sum.ln());
+                }
                 // Distinct tokens: a random offset plus a stride of 1.
                 let base: TokenId = rng.random_range(0..1000);
                 let draft_top: Vec<(TokenId, f64)> = lps

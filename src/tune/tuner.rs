@@ -232,6 +232,21 @@ pub struct PolicyResult {
     pub predicted: Option<Prediction>,
     /// Measured on the held-out split.
     pub measured: Option<Measurement>,
+    /// For a baseline: its best-first counterpart's accepted tokens minus
+    /// its own, paired on the same held-out iterations (clustered by
+    /// sequence). A positive interval means best-first is ahead beyond noise.
+    pub versus: Option<Versus>,
+}
+
+/// A paired comparison of a baseline with its best-first counterpart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versus {
+    /// The counterpart: `best-first` (static) for the static baselines,
+    /// `best-first (dynamic)` for the EAGLE-style tree, which sees the same
+    /// per-iteration drafter information.
+    pub reference: String,
+    /// Counterpart minus baseline, accepted tokens per iteration.
+    pub difference: Option<Measurement>,
 }
 
 /// All policies at one capacity.
@@ -700,6 +715,9 @@ where
     let mut eagle_moments = vec![Clustered::default(); capacities.len()];
     let mut dynamic = DynamicBestFirst::new(max_cap, max_depth)?;
     let mut dynamic_moments = vec![Clustered::default(); capacities.len()];
+    // Per capacity: static best-first minus chain, minus k-ary; dynamic
+    // best-first minus EAGLE.
+    let mut differences = vec![[Clustered::default(); 3]; capacities.len()];
     let needed = statics
         .iter()
         .flatten()
@@ -722,19 +740,27 @@ where
                 heldout_truncated += 1;
                 continue;
             }
-            for policies in &mut statics {
-                for p in policies.iter_mut() {
-                    p.moments
-                        .push(group.seq(), p.tree.walk(group.ranks()) as f64);
-                }
-            }
             dynamic.rank_group(&group)?;
-            for (m, &n) in dynamic_moments.iter_mut().zip(&capacities) {
-                m.push(group.seq(), dynamic.accepted(n) as f64);
-            }
             eagle.rank_group(&group);
-            for (m, &n) in eagle_moments.iter_mut().zip(&capacities) {
-                m.push(group.seq(), eagle.accepted(n) as f64);
+            for (i, &n) in capacities.iter().enumerate() {
+                let mut walked = [0.0; 3];
+                for (w, p) in walked.iter_mut().zip(statics[i].iter_mut()) {
+                    *w = p.tree.walk(group.ranks()) as f64;
+                    p.moments.push(group.seq(), *w);
+                }
+                let (dyn_x, eagle_x) = (dynamic.accepted(n) as f64, eagle.accepted(n) as f64);
+                dynamic_moments[i].push(group.seq(), dyn_x);
+                eagle_moments[i].push(group.seq(), eagle_x);
+                // Paired differences: each baseline against its best-first
+                // counterpart on the same iteration.
+                let [best, chain, kary] = walked;
+                for (d, x) in
+                    differences[i]
+                        .iter_mut()
+                        .zip([best - chain, best - kary, dyn_x - eagle_x])
+                {
+                    d.push(group.seq(), x);
+                }
             }
         }
     }
@@ -743,7 +769,7 @@ where
     let mut results = Vec::new();
     for (i, &n) in capacities.iter().enumerate() {
         let mut policies = Vec::new();
-        for p in &statics[i] {
+        for (k, p) in statics[i].iter().enumerate() {
             let measured = p.moments.measurement(config.z);
             let analytic = predict(
                 p.tree.tree(),
@@ -766,6 +792,10 @@ where
                 nodes: p.tree.tree().len(),
                 predicted: Some(predicted),
                 measured,
+                versus: (k > 0).then(|| Versus {
+                    reference: "best-first".into(),
+                    difference: differences[i][k - 1].measurement(config.z),
+                }),
             });
         }
         policies.push(PolicyResult {
@@ -773,12 +803,17 @@ where
             nodes: n,
             predicted: None,
             measured: dynamic_moments[i].measurement(config.z),
+            versus: None,
         });
         policies.push(PolicyResult {
             policy: eagle_name.clone(),
             nodes: n.min(eagle.max_nodes()),
             predicted: None,
             measured: eagle_moments[i].measurement(config.z),
+            versus: Some(Versus {
+                reference: DYNAMIC_NAME.into(),
+                difference: differences[i][2].measurement(config.z),
+            }),
         });
         results.push(CapacityResult {
             capacity: n,

@@ -337,27 +337,18 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
                 tokens(i.mean, i.lo, i.hi)
             });
         let _ = write!(o, "| {} | {} | {} |", row.capacity, row.max_depth, pred);
-        let best = row
-            .policies
-            .first()
-            .and_then(|p| p.measured)
-            .map(|m| m.accepted.mean);
-        for (i, p) in row.policies.iter().enumerate() {
-            match (p.measured, best) {
-                (Some(m), Some(b)) if i > 0 => {
+        for p in &row.policies {
+            match p.measured {
+                Some(m) => {
                     let a = m.accepted;
-                    let _ = write!(
-                        o,
-                        " {} (best-first {:+.1}%) |",
-                        tokens(a.mean, a.lo, a.hi),
-                        100.0 * ((1.0 + b) / (1.0 + a.mean) - 1.0)
-                    );
+                    let _ = write!(o, " {}", tokens(a.mean, a.lo, a.hi));
+                    if let Some(d) = p.versus.as_ref().and_then(|v| v.difference) {
+                        let i = d.accepted;
+                        let _ = write!(o, "; {:+.3} [{:+.3}, {:+.3}]", i.mean, i.lo, i.hi);
+                    }
+                    let _ = write!(o, " |");
                 }
-                (Some(m), _) => {
-                    let a = m.accepted;
-                    let _ = write!(o, " {} |", tokens(a.mean, a.lo, a.hi));
-                }
-                (None, _) => {
+                None => {
                     let _ = write!(o, " - |");
                 }
             }
