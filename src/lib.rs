@@ -25,12 +25,15 @@
 #![deny(missing_docs)]
 
 pub mod build;
+#[cfg(feature = "corpora")]
+pub mod corpus;
 pub mod dist;
 pub mod error;
 pub mod eval;
 #[cfg(feature = "serde")]
 pub mod format;
 pub mod model;
+pub mod simulate;
 pub mod spec;
 pub mod tree;
 
@@ -38,5 +41,5 @@ pub use build::{IncrementalBuild, TreeBuilder, MAX_CAPACITY};
 pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};
 pub use eval::{evaluate, monte_carlo, Evaluation, Evaluator, MonteCarlo};
-pub use model::{Iid, NextTokenModel, Positional};
+pub use model::{Iid, NextTokenModel, NgramLm, NgramModel, Positional};
 pub use tree::{DraftTree, Node};

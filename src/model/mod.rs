@@ -7,9 +7,11 @@
 //! internal node (section 2).
 
 mod iid;
+pub mod ngram;
 mod positional;
 
 pub use iid::Iid;
+pub use ngram::{NgramLm, NgramModel};
 pub use positional::Positional;
 
 use crate::dist::{TokenDist, TokenId};
