@@ -1,1 +1,71 @@
-fn main() {}
+//! Core hot paths: building and evaluating trees on `zipf:1.1:32`, and the
+//! frontier heap comparison (std `BinaryHeap` against `priority-queue`, the
+//! latter with `--features priority-queue`).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use speclight::{spec, Evaluator, Iid, TreeBuilder};
+use std::hint::black_box;
+
+const CAPACITIES: [usize; 3] = [64, 1024, 16384];
+
+fn zipf() -> Iid {
+    Iid::new(spec::parse_dist("zipf:1.1:32").expect("valid spec"))
+}
+
+fn build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("build");
+    let mut model = zipf();
+    for p in CAPACITIES {
+        let mut builder = TreeBuilder::new(p).expect("valid capacity");
+        group.bench_with_input(BenchmarkId::new("iid", p), &p, |b, _| {
+            b.iter(|| black_box(builder.build(&mut model).expect("builds").len()))
+        });
+    }
+    group.finish();
+}
+
+fn eval(c: &mut Criterion) {
+    let mut group = c.benchmark_group("eval");
+    let mut model = zipf();
+    for p in CAPACITIES {
+        let tree = TreeBuilder::new(p)
+            .and_then(|mut b| b.build_owned(&mut model))
+            .expect("builds");
+        let mut evaluator = Evaluator::new();
+        group.bench_with_input(BenchmarkId::new("iid", p), &p, |b, _| {
+            b.iter(|| {
+                black_box(
+                    evaluator
+                        .evaluate(&tree, &mut model)
+                        .expect("evaluates")
+                        .expected_accepted,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn frontier(c: &mut Criterion) {
+    let mut group = c.benchmark_group("frontier");
+    let mut model = zipf();
+    for p in CAPACITIES {
+        let mut std_heap = TreeBuilder::new(p).expect("valid capacity");
+        group.bench_with_input(BenchmarkId::new("binary_heap", p), &p, |b, _| {
+            b.iter(|| black_box(std_heap.build(&mut model).expect("builds").len()))
+        });
+        #[cfg(feature = "priority-queue")]
+        {
+            use speclight::build::PriorityQueueFrontier;
+            let mut pq =
+                TreeBuilder::<PriorityQueueFrontier>::with_frontier(p).expect("valid capacity");
+            group.bench_with_input(BenchmarkId::new("priority_queue", p), &p, |b, _| {
+                b.iter(|| black_box(pq.build(&mut model).expect("builds").len()))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, build, eval, frontier);
+criterion_main!(benches);

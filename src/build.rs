@@ -59,18 +59,13 @@ impl PartialOrd for Candidate {
     }
 }
 impl Ord for Candidate {
-    /// Larger key first; among equal keys the shallower parent first, then the
-    /// lower rank, so that the order (and the tree) is deterministic.
+    /// Larger key first. Ties need no tie-break for correctness (a child is
+    /// only pushed after its parent is committed, so the result is always
+    /// prefix-closed) nor for determinism (the heap's operation sequence is
+    /// itself deterministic); a one-field comparison keeps the hot path short.
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key
-            .total_cmp(&other.key)
-            .then(
-                other
-                    .parent
-                    .wrapping_add(1)
-                    .cmp(&self.parent.wrapping_add(1)),
-            )
-            .then(other.rank.cmp(&self.rank))
+        self.key.total_cmp(&other.key)
     }
 }
 
@@ -84,8 +79,14 @@ pub trait Frontier: Default {
     fn push(&mut self, c: Candidate);
     /// Removes and returns the candidate with the largest key.
     fn pop(&mut self) -> Option<Candidate>;
-    /// The largest key, if any.
-    fn peek_key(&self) -> Option<f64>;
+    /// The candidate with the largest key, if any.
+    fn peek(&self) -> Option<Candidate>;
+    /// Replaces the largest candidate by `c`: one sift instead of a pop and
+    /// a push (the builder's commonest step: a node leaves, its sibling enters).
+    fn replace_top(&mut self, c: Candidate) {
+        self.pop();
+        self.push(c);
+    }
     /// Removes everything, keeping allocations.
     fn clear(&mut self);
 }
@@ -104,8 +105,16 @@ impl Frontier for StdFrontier {
         self.0.pop()
     }
     #[inline]
-    fn peek_key(&self) -> Option<f64> {
-        self.0.peek().map(|c| c.key)
+    fn peek(&self) -> Option<Candidate> {
+        self.0.peek().copied()
+    }
+    #[inline]
+    fn replace_top(&mut self, c: Candidate) {
+        if self.0.is_empty() {
+            self.0.push(c);
+        } else if let Some(mut top) = self.0.peek_mut() {
+            *top = c;
+        }
     }
     fn clear(&mut self) {
         self.0.clear();
@@ -130,8 +139,8 @@ impl Frontier for PriorityQueueFrontier {
         self.0.pop().map(|(_, c)| c)
     }
     #[inline]
-    fn peek_key(&self) -> Option<f64> {
-        self.0.peek().map(|(_, c)| c.key)
+    fn peek(&self) -> Option<Candidate> {
+        self.0.peek().map(|(_, c)| *c)
     }
     fn clear(&mut self) {
         self.0.clear();
@@ -157,10 +166,9 @@ impl PartialOrd for Unexpanded {
     }
 }
 impl Ord for Unexpanded {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key
-            .total_cmp(&other.key)
-            .then(other.node.cmp(&self.node))
+        self.key.total_cmp(&other.key)
     }
 }
 
@@ -414,14 +422,12 @@ impl<F: Frontier> TreeBuilder<F> {
         let floor = self.min_prob.ln();
         while self.tree.len() < self.capacity {
             let best_unexpanded = self.unexpanded.peek().map(|u| u.key);
-            let best_candidate = self.candidates.peek_key();
-            match (best_candidate, best_unexpanded) {
-                (Some(c), u) if u.is_none_or(|u| c >= u) => {
-                    if c < floor {
+            match (self.candidates.peek(), best_unexpanded) {
+                (Some(c), u) if u.is_none_or(|u| c.key >= u) => {
+                    if c.key < floor {
                         return None;
                     }
-                    let cand = self.candidates.pop().expect("peeked");
-                    self.commit(cand);
+                    self.commit(c);
                 }
                 (_, Some(u)) if u >= floor => {
                     return Some(self.unexpanded.peek().expect("peeked").node as usize);
@@ -432,13 +438,24 @@ impl<F: Frontier> TreeBuilder<F> {
         None
     }
 
-    /// Adds a popped candidate to the tree, pushes its next sibling, and
-    /// queues the new node for expansion (or expands it at once when the
-    /// model is context-free).
+    /// Adds the frontier's best candidate to the tree: it leaves the
+    /// frontier as its next sibling enters (the sibling trick), and the new
+    /// node is queued for expansion (or expanded at once when the model is
+    /// context-free).
     #[inline]
     fn commit(&mut self, cand: Candidate) {
         let span = self.span_of(cand.parent);
         let at = (span.start + cand.rank) as usize;
+        if cand.rank + 1 < span.len {
+            let parent_key = cand.key - self.arena_logp[at];
+            self.candidates.replace_top(Candidate {
+                key: parent_key + self.arena_logp[at + 1],
+                parent: cand.parent,
+                rank: cand.rank + 1,
+            });
+        } else {
+            self.candidates.pop();
+        }
         let depth = if cand.parent == ROOT {
             1
         } else {
@@ -450,14 +467,6 @@ impl<F: Frontier> TreeBuilder<F> {
         self.opt_curve
             .push(self.opt_curve.last().copied().unwrap_or(0.0) + cand.key.exp());
         self.spans.push(Span::default());
-        if cand.rank + 1 < span.len {
-            let parent_key = cand.key - self.arena_logp[at];
-            self.candidates.push(Candidate {
-                key: parent_key + self.arena_logp[at + 1],
-                parent: cand.parent,
-                rank: cand.rank + 1,
-            });
-        }
         if self.max_depth.is_none_or(|d| depth < d) {
             if self.shared {
                 self.spans[node as usize] = self.root_span;

@@ -8,7 +8,7 @@
 //! trees thousands of nodes deep do not underflow to NaN:
 //! `ln reach(v) = ln reach(parent) + ln p(token_v | parent)`.
 
-use crate::dist::TokenId;
+use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
@@ -56,6 +56,9 @@ impl Evaluation {
 #[derive(Debug, Default)]
 pub struct Evaluator {
     log_reach: Vec<f64>,
+    reach: Vec<f64>,
+    /// Token -> (p, ln p) for context-free verifiers with small token ids.
+    dense: Vec<(f64, f64)>,
     /// Children grouped by parent (CSR): `child_start[u+1]..child_start[u+2]`
     /// for node `u`, slot 0 for the root.
     child_start: Vec<u32>,
@@ -69,9 +72,16 @@ impl Evaluator {
         Self::default()
     }
 
-    /// Per-node `ln pi(v)` of the last evaluation, in arena order.
+    /// Per-node `ln pi(v)` of the last evaluation, in arena order (exact
+    /// even where `pi(v)` underflows `f64`).
     pub fn log_reach(&self) -> &[f64] {
         &self.log_reach
+    }
+
+    /// Per-node `pi(v)` of the last evaluation, in arena order. Prefix sums
+    /// give `E[X]` of every prefix of a best-first tree.
+    pub fn reach(&self) -> &[f64] {
+        &self.reach
     }
 
     /// Evaluates `tree` under `verifier`: one model call per internal node
@@ -95,12 +105,38 @@ impl Evaluator {
                 reason: "parent does not come before the node".into(),
             });
         }
+        // First pass: the conditional p(token_v | parent) of every node, both
+        // in log space (exact per-node reach, never NaN) and linearly (the
+        // sums: a product that underflows to 0 stands for a reach below
+        // 1e-308, which no sum of at most MAX_CAPACITY nodes can notice).
         self.log_reach.clear();
         self.log_reach.resize(n, f64::NEG_INFINITY);
+        self.reach.clear();
+        self.reach.resize(n, 0.0);
         if verifier.is_context_free() {
             let dist = verifier.next(&[])?;
-            for (v, &token) in tree.tokens().iter().enumerate() {
-                self.log_reach[v] = dist.log_prob_of(token);
+            let max_token = dist.tokens().iter().copied().max().unwrap_or(0) as usize;
+            if max_token <= 4 * (n + dist.len()) {
+                // Dense look-up table: O(1) per node, filled in O(max token).
+                self.dense.clear();
+                self.dense.resize(max_token + 1, (0.0, f64::NEG_INFINITY));
+                for ((&t, &p), &lp) in dist.tokens().iter().zip(dist.probs()).zip(dist.log_probs())
+                {
+                    self.dense[t as usize] = (p, lp);
+                }
+                for (v, &token) in tree.tokens().iter().enumerate() {
+                    let (p, lp) = self
+                        .dense
+                        .get(token as usize)
+                        .copied()
+                        .unwrap_or((0.0, f64::NEG_INFINITY));
+                    self.reach[v] = p;
+                    self.log_reach[v] = lp;
+                }
+            } else {
+                for (v, &token) in tree.tokens().iter().enumerate() {
+                    (self.reach[v], self.log_reach[v]) = lookup(dist, token);
+                }
             }
         } else {
             self.group_children(parents);
@@ -115,20 +151,24 @@ impl Evaluator {
                 }
                 let dist = verifier.next(&self.path)?;
                 for &c in &self.child_list[kids] {
-                    self.log_reach[c as usize] = dist.log_prob_of(tree.token(c as usize));
+                    let c = c as usize;
+                    (self.reach[c], self.log_reach[c]) = lookup(dist, tree.token(c));
                 }
             }
         }
+        // Second pass, parents before children.
         let mut accept_at_least = vec![0.0; tree.max_depth() as usize];
         let mut expected = 0.0;
+        let depths = tree.depths();
         for v in 0..n {
             if parents[v] != u32::MAX {
+                let p = parents[v] as usize;
                 // -inf + finite stays -inf: an unreachable subtree adds 0, never NaN.
-                self.log_reach[v] += self.log_reach[parents[v] as usize];
+                self.log_reach[v] += self.log_reach[p];
+                self.reach[v] *= self.reach[p];
             }
-            let reach = self.log_reach[v].exp();
-            expected += reach;
-            accept_at_least[tree.depth(v) as usize - 1] += reach;
+            expected += self.reach[v];
+            accept_at_least[depths[v] as usize - 1] += self.reach[v];
         }
         Ok(Evaluation {
             expected_accepted: expected,
@@ -160,6 +200,13 @@ impl Evaluator {
         }
         self.child_start[0] = 0;
     }
+}
+
+#[inline]
+fn lookup(dist: &TokenDist, token: TokenId) -> (f64, f64) {
+    dist.index_of(token).map_or((0.0, f64::NEG_INFINITY), |i| {
+        (dist.probs()[i], dist.log_probs()[i])
+    })
 }
 
 /// Exact `E[X]` and `P(X >= k)` of `tree` under `verifier` (THEORY.md

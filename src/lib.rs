@@ -43,3 +43,8 @@ pub use error::{Error, Result};
 pub use eval::{evaluate, monte_carlo, Evaluation, Evaluator, MonteCarlo};
 pub use model::{Iid, NextTokenModel, NgramLm, NgramModel, Positional};
 pub use tree::{DraftTree, Node};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -38,9 +38,19 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // Clap's message spans several lines (usage, hints): keep the
+            // substance on one line, as every other error is.
             let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid arguments");
-            eprintln!("speclight: {}", first.trim_start_matches("error: "));
+            let line: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!(
+                "speclight: {}",
+                line.join(" ").trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };

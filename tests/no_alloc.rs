@@ -1,0 +1,83 @@
+//! A reused builder allocates nothing in the steady state (the server hot
+//! path). A counting global allocator tallies allocations on this thread.
+
+use speclight::{spec, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.with(Cell::get);
+    f();
+    ALLOCS.with(Cell::get) - before
+}
+
+/// A context-dependent model that owns its distributions, so that any
+/// allocation counted is the builder's own.
+struct ByDepthParity {
+    even: TokenDist,
+    odd: TokenDist,
+}
+
+impl NextTokenModel for ByDepthParity {
+    fn next(&mut self, path: &[TokenId]) -> Result<&TokenDist> {
+        Ok(if path.len() % 2 == 0 {
+            &self.even
+        } else {
+            &self.odd
+        })
+    }
+}
+
+#[test]
+fn reused_builder_allocates_nothing_per_build() {
+    let mut iid = Iid::new(spec::parse_dist("zipf:1.1:32").unwrap());
+    let mut lazy = ByDepthParity {
+        even: spec::parse_dist("zipf:1.3:16").unwrap(),
+        odd: spec::parse_dist("geometric:0.6:24").unwrap(),
+    };
+    for capacity in [64, 1024, 16384] {
+        let mut builder = TreeBuilder::new(capacity)
+            .unwrap()
+            .with_max_depth(Some(12))
+            .unwrap();
+        // Warm-up builds size every buffer.
+        builder.build(&mut iid).unwrap();
+        builder.build(&mut lazy).unwrap();
+        let n = allocations_during(|| {
+            for _ in 0..3 {
+                assert_eq!(builder.build(&mut iid).unwrap().len(), capacity);
+                assert_eq!(builder.build(&mut lazy).unwrap().len(), capacity);
+            }
+        });
+        assert_eq!(n, 0, "P = {capacity}: {n} allocations in steady state");
+    }
+    // The counter works: a fresh builder does allocate.
+    assert!(
+        allocations_during(|| {
+            TreeBuilder::new(64).unwrap().build(&mut iid).unwrap();
+        }) > 0
+    );
+}
