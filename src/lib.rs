@@ -36,6 +36,7 @@ pub mod model;
 pub mod simulate;
 pub mod spec;
 pub mod tree;
+pub mod workload;
 
 pub use build::{IncrementalBuild, TreeBuilder, MAX_CAPACITY};
 pub use dist::{TokenDist, TokenId};

@@ -169,7 +169,10 @@ fn lazy_expansion_skips_nodes_that_cannot_contribute() {
         "root plus at most the internal nodes and frontier"
     );
     let internal = builder.tree().has_children().iter().filter(|&&h| h).count();
-    assert!(builder.expansions() > internal, "every internal node and the root were expanded");
+    assert!(
+        builder.expansions() > internal,
+        "every internal node and the root were expanded"
+    );
 }
 
 #[test]
