@@ -3,6 +3,7 @@
 
 mod build;
 mod common;
+mod demo;
 mod eval;
 
 use clap::{Parser, Subcommand};
@@ -20,12 +21,14 @@ struct Cli {
 enum Command {
     Build(build::Args),
     Eval(eval::Args),
+    Demo(demo::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 

@@ -1,0 +1,241 @@
+//! `speclight demo`: the whole story on the bundled real text, with no
+//! arguments. For each corpus it trains an n-gram verifier and drafter,
+//! measures drafter and oracle trees at contexts the verifier really decodes,
+//! sets them against the speed-of-light bounds, prints a table and writes an
+//! SVG plot of `E[X]` against `ln P`.
+
+use crate::common::emit;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+use speclight::corpus::{load, Corpus};
+use speclight::workload::{measure, WorkloadConfig, WorkloadReport};
+use speclight::NgramLm;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Run the demo on the bundled corpora: drafter tree, oracle tree and
+/// speed-of-light bounds for capacities 1, 2, 4, ..., 1024.
+///
+/// Example: speclight demo --out speclight-demo.svg
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write the SVG plot.
+    #[arg(long, default_value = "speclight-demo.svg")]
+    out: PathBuf,
+    /// Prompts per corpus, taken evenly from its held-out text.
+    #[arg(long, default_value_t = 32)]
+    prompts: usize,
+    /// Bytes sampled from the verifier after each prompt.
+    #[arg(long, default_value_t = 256)]
+    sequence_len: usize,
+    /// Measure trees after every this many sampled bytes.
+    #[arg(long, default_value_t = 32)]
+    context_stride: usize,
+    /// Largest capacity P (the table doubles up to it).
+    #[arg(long, default_value_t = 1024)]
+    max_capacity: usize,
+    /// Verifier sampling temperature.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Order of the verifier n-gram model (1 to 8).
+    #[arg(long, default_value_t = 8)]
+    verifier_order: usize,
+    /// Order of the drafter n-gram model (1 to 8).
+    #[arg(long, default_value_t = 3)]
+    drafter_order: usize,
+    /// The drafter keeps its this many most probable bytes.
+    #[arg(long, default_value_t = 32)]
+    drafter_top_k: usize,
+    /// Seed of the verifier's sampling.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Train on only the first this many bytes of each training part
+    /// (default: all of it, about 0.9 MB).
+    #[arg(long)]
+    train_bytes: Option<usize>,
+}
+
+/// One corpus's results, ready to print and plot.
+struct CorpusResult {
+    corpus: Corpus,
+    report: WorkloadReport,
+}
+
+/// A named curve over the capacities.
+struct Curve {
+    name: &'static str,
+    color: RGBColor,
+    values: Vec<f64>,
+}
+
+impl CorpusResult {
+    fn curves(&self) -> Vec<Curve> {
+        let r = &self.report;
+        vec![
+            Curve {
+                name: "drafter tree",
+                color: RGBColor(31, 119, 180),
+                values: r.drafter.iter().map(|m| m.mean).collect(),
+            },
+            Curve {
+                name: "oracle tree",
+                color: RGBColor(214, 39, 40),
+                values: r.oracle.iter().map(|m| m.mean).collect(),
+            },
+        ]
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = WorkloadConfig {
+        temperature: args.temperature,
+        drafter_top_k: args.drafter_top_k,
+        prompts: args.prompts,
+        sequence_len: args.sequence_len,
+        context_stride: args.context_stride,
+        max_capacity: args.max_capacity,
+        seed: args.seed,
+        threads,
+        ..WorkloadConfig::default()
+    };
+    let per_corpus = args
+        .prompts
+        .saturating_mul(args.sequence_len.div_ceil(args.context_stride.max(1)));
+    let bar = ProgressBar::new((per_corpus * Corpus::ALL.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} contexts, {elapsed}")
+            .context("progress bar template")?
+            .progress_chars("=> "),
+    );
+    let tick = || bar.inc(1);
+    let mut results = Vec::new();
+    for corpus in Corpus::ALL {
+        bar.set_message(corpus.name());
+        let text = load(corpus)?;
+        let keep = args.train_bytes.unwrap_or(usize::MAX).min(text.train.len());
+        let train = &text.train[..keep];
+        let verifier = NgramLm::train(train, args.verifier_order).context("--verifier-order")?;
+        let drafter = NgramLm::train(train, args.drafter_order).context("--drafter-order")?;
+        let report = measure(&verifier, &drafter, &text.heldout, &config, &tick)?;
+        results.push(CorpusResult { corpus, report });
+    }
+    bar.finish_and_clear();
+    print!("{}", table(&args, &results));
+    emit(Some(&args.out), &plot(&args, &results)?)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The text report: one line saying what it is, then a table per corpus.
+fn table(args: &Args, results: &[CorpusResult]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "E[X] = expected draft tokens accepted per verifier pass with a tree of P draft tokens, \
+         on text an order-{} byte n-gram verifier samples (T = {}) after held-out prompts: \
+         the order-{} drafter's tree (what a server gets) and the oracle tree (the best any \
+         drafter could do).",
+        args.verifier_order, args.temperature, args.drafter_order
+    );
+    for res in results {
+        let r = &res.report;
+        let _ = writeln!(
+            s,
+            "\n{}: {} contexts, verifier entropy mu = {:.3} nats, mu2 = {:.3}",
+            res.corpus.name(),
+            r.contexts,
+            r.mu,
+            r.mu2
+        );
+        let _ = writeln!(s, "{:>6} {:>16} {:>16}", "P", "drafter", "oracle");
+        for (i, &p) in r.capacities.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "{:>6} {:>9.3} ±{:>5.3} {:>9.3} ±{:>5.3}",
+                p, r.drafter[i].mean, r.drafter[i].std_err, r.oracle[i].mean, r.oracle[i].std_err
+            );
+        }
+    }
+    s
+}
+
+/// The SVG: one panel per corpus, `E[X]` against `ln P`, every curve.
+fn plot(args: &Args, results: &[CorpusResult]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let width = 640 * results.len().max(1) as u32;
+        let root = SVGBackend::with_string(&mut svg, (width, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let panels = root.split_evenly((1, results.len().max(1)));
+        let x_max = (args.max_capacity as f64).ln().max(1.0);
+        for (panel, res) in panels.iter().zip(results) {
+            let curves = res.curves();
+            let y_max = curves
+                .iter()
+                .flat_map(|c| c.values.iter().copied())
+                .filter(|v| v.is_finite())
+                .fold(1.0f64, f64::max)
+                * 1.1;
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!("{}: E[X] against ln P", res.corpus.name()),
+                    ("sans-serif", 20),
+                )
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(48)
+                .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("ln P (P = draft tokens per verifier pass)")
+                .y_desc("E[X] accepted tokens")
+                .draw()
+                .map_err(plot_error)?;
+            let xs: Vec<f64> = res
+                .report
+                .capacities
+                .iter()
+                .map(|&p| (p as f64).ln())
+                .collect();
+            for curve in &curves {
+                let color = curve.color;
+                let points: Vec<(f64, f64)> = xs
+                    .iter()
+                    .copied()
+                    .zip(curve.values.iter().copied())
+                    .filter(|(_, y)| y.is_finite())
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                    .map_err(plot_error)?
+                    .label(curve.name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(
+                        points
+                            .into_iter()
+                            .map(|p| Circle::new(p, 3, color.filled())),
+                    )
+                    .map_err(plot_error)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_error)?;
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("cannot draw the plot: {e}")
+}
