@@ -54,6 +54,11 @@ fn frontier(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("binary_heap", p), &p, |b, _| {
             b.iter(|| black_box(std_heap.build(&mut model).expect("builds").len()))
         });
+        let mut quaternary = TreeBuilder::<speclight::build::QuaternaryFrontier>::with_frontier(p)
+            .expect("valid capacity");
+        group.bench_with_input(BenchmarkId::new("quaternary_heap", p), &p, |b, _| {
+            b.iter(|| black_box(quaternary.build(&mut model).expect("builds").len()))
+        });
         #[cfg(feature = "priority-queue")]
         {
             use speclight::build::PriorityQueueFrontier;

@@ -59,13 +59,15 @@ impl PartialOrd for Candidate {
     }
 }
 impl Ord for Candidate {
-    /// Larger key first. Ties need no tie-break for correctness (a child is
-    /// only pushed after its parent is committed, so the result is always
-    /// prefix-closed) nor for determinism (the heap's operation sequence is
-    /// itself deterministic); a one-field comparison keeps the hot path short.
+    /// Larger key first. Keys are log-probabilities, never NaN and never
+    /// above 0 (`TokenDist` guarantees it), and for such floats the order is
+    /// the reverse of their bit patterns': one integer comparison. Ties need
+    /// no tie-break for correctness (a child is only pushed after its parent
+    /// is committed, so the tree is always prefix-closed) nor for
+    /// determinism (the heap's operation sequence is itself deterministic).
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key.total_cmp(&other.key)
+        other.key.to_bits().cmp(&self.key.to_bits())
     }
 }
 
@@ -96,6 +98,37 @@ pub trait Frontier: Default {
 pub struct StdFrontier(BinaryHeap<Candidate>);
 
 impl Frontier for StdFrontier {
+    #[inline]
+    fn push(&mut self, c: Candidate) {
+        self.0.push(c);
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Candidate> {
+        self.0.pop()
+    }
+    #[inline]
+    fn peek(&self) -> Option<Candidate> {
+        self.0.peek().copied()
+    }
+    #[inline]
+    fn replace_top(&mut self, c: Candidate) {
+        if self.0.is_empty() {
+            self.0.push(c);
+        } else if let Some(mut top) = self.0.peek_mut() {
+            *top = c;
+        }
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// [`Frontier`] over a 4-ary heap (`dary_heap`): half the depth of a binary
+/// heap, and its four children share a cache line.
+#[derive(Debug, Default)]
+pub struct QuaternaryFrontier(dary_heap::QuaternaryHeap<Candidate>);
+
+impl Frontier for QuaternaryFrontier {
     #[inline]
     fn push(&mut self, c: Candidate) {
         self.0.push(c);
@@ -166,9 +199,10 @@ impl PartialOrd for Unexpanded {
     }
 }
 impl Ord for Unexpanded {
+    /// As for [`Candidate`]: keys are non-positive, compared by bits.
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key.total_cmp(&other.key)
+        other.key.to_bits().cmp(&self.key.to_bits())
     }
 }
 
@@ -205,6 +239,10 @@ pub struct TreeBuilder<F: Frontier = StdFrontier> {
     /// Copied distributions: tokens and log-probabilities, sorted descending.
     arena_tokens: Vec<TokenId>,
     arena_logp: Vec<f64>,
+    arena_p: Vec<f64>,
+    /// Per tree node: `pi(v)` in linear space, for the OPT curve (an
+    /// underflow to 0 only drops terms below 1e-308 from the sums).
+    reach: Vec<f64>,
     root_span: Span,
     /// Per tree node; `len == 0` until the node is expanded.
     spans: Vec<Span>,
@@ -245,6 +283,8 @@ impl<F: Frontier> TreeBuilder<F> {
             unexpanded: BinaryHeap::new(),
             arena_tokens: Vec::new(),
             arena_logp: Vec::new(),
+            arena_p: Vec::new(),
+            reach: Vec::with_capacity(capacity),
             root_span: Span::default(),
             spans: Vec::with_capacity(capacity),
             shared: false,
@@ -377,6 +417,8 @@ impl<F: Frontier> TreeBuilder<F> {
         self.unexpanded.clear();
         self.arena_tokens.clear();
         self.arena_logp.clear();
+        self.arena_p.clear();
+        self.reach.clear();
         self.spans.clear();
         self.opt_curve.clear();
         self.awaiting.clear();
@@ -391,6 +433,7 @@ impl<F: Frontier> TreeBuilder<F> {
         let start = self.arena_tokens.len() as u32;
         self.arena_tokens.extend_from_slice(dist.tokens());
         self.arena_logp.extend_from_slice(dist.log_probs());
+        self.arena_p.extend_from_slice(dist.probs());
         Span {
             start,
             len: dist.len() as u32,
@@ -464,8 +507,14 @@ impl<F: Frontier> TreeBuilder<F> {
         let node = self.tree.len() as u32;
         self.tree
             .push_unchecked(cand.parent, self.arena_tokens[at], depth, cand.key);
+        let reach = if cand.parent == ROOT {
+            self.arena_p[at]
+        } else {
+            self.reach[cand.parent as usize] * self.arena_p[at]
+        };
+        self.reach.push(reach);
         self.opt_curve
-            .push(self.opt_curve.last().copied().unwrap_or(0.0) + cand.key.exp());
+            .push(self.opt_curve.last().copied().unwrap_or(0.0) + reach);
         self.spans.push(Span::default());
         if self.max_depth.is_none_or(|d| depth < d) {
             if self.shared {

@@ -87,10 +87,12 @@ impl TokenDist {
                 return Err(Error::NegativeProbability { index, value });
             }
         }
+        // A probability within SUM_TOLERANCE above 1 is rounding: clamp it, so
+        // that every log-probability is <= 0 (the builder's heap relies on it).
         let pairs = tokens
             .iter()
             .copied()
-            .zip(probs.iter().map(|&p| (p, p.ln())));
+            .zip(probs.iter().map(|&p| (p.min(1.0), p.ln().min(0.0))));
         Self::from_checked_pairs(pairs)
     }
 

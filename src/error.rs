@@ -133,6 +133,83 @@ pub enum Error {
     /// A file or string could not be parsed.
     #[error("parse error: {0}")]
     Parse(String),
+    /// A latency profile had no points.
+    #[error("empty latency profile: at least one (draft_tokens, seconds) point is required")]
+    EmptyLatencyProfile,
+    /// A latency profile's token counts were not increasing.
+    #[error(
+        "latency profile token counts must increase: {tokens} at point {index} follows {previous}"
+    )]
+    LatencyTokensNotIncreasing {
+        /// Row of the offending point (0-based, header excluded).
+        index: usize,
+        /// Its token count.
+        tokens: u64,
+        /// The token count of the row before.
+        previous: u64,
+    },
+    /// A latency profile listed the same token count twice.
+    #[error("latency profile lists {tokens} draft tokens twice (points {first} and {second}, counted from 0)")]
+    DuplicateLatencyPoint {
+        /// The repeated token count.
+        tokens: u64,
+        /// Row of its first occurrence.
+        first: usize,
+        /// Row of its second occurrence.
+        second: usize,
+    },
+    /// A latency (seconds) was negative, NaN or infinite.
+    #[error("latency {seconds} s at point {index} is not a finite number >= 0")]
+    InvalidLatency {
+        /// Row of the offending point.
+        index: usize,
+        /// The value itself.
+        seconds: f64,
+    },
+    /// A batch allocation's budget, minimums and caps cannot be met together.
+    #[error("infeasible allocation: {0}")]
+    InfeasibleAllocation(String),
+    /// A per-position input (verifier tokens, distributions, an output
+    /// buffer) does not match the size of the tree it is used with.
+    #[error("{what} has length {got}, expected {expected}")]
+    InputLength {
+        /// Which input.
+        what: &'static str,
+        /// Length the tree requires.
+        expected: usize,
+        /// Length given.
+        got: usize,
+    },
+    /// A rank path (Medusa choice, vLLM tree tuple) is empty: the root is implicit.
+    #[error("rank path at index {index} is empty: the root is implicit and not listed")]
+    EmptyRankPath {
+        /// Position of the path in the list.
+        index: usize,
+    },
+    /// A rank path whose parent path is not in the list (the tree has a gap).
+    #[error("rank path {path:?} has no parent path {parent:?} in the list")]
+    MissingParentPath {
+        /// The path.
+        path: Vec<u32>,
+        /// Its missing parent.
+        parent: Vec<u32>,
+    },
+    /// The same rank path appears twice.
+    #[error("rank path {path:?} appears more than once")]
+    DuplicateRankPath {
+        /// The repeated path.
+        path: Vec<u32>,
+    },
+    /// A rank at or beyond the allowed vocabulary / top-k size.
+    #[error("rank {rank} in path {path:?} is not below the limit {limit}")]
+    RankOutOfRange {
+        /// The path holding it.
+        path: Vec<u32>,
+        /// The rank.
+        rank: u32,
+        /// The limit (vocabulary or top-k size).
+        limit: usize,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, speclight::Error>`.

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod capacity;
 #[cfg(feature = "corpora")]
 pub mod corpus;
 pub mod dist;
@@ -33,6 +34,7 @@ pub mod eval;
 #[cfg(feature = "serde")]
 pub mod format;
 pub mod model;
+pub mod serve;
 pub mod simulate;
 pub mod spec;
 pub mod tree;
@@ -43,6 +45,7 @@ pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};
 pub use eval::{evaluate, monte_carlo, Evaluation, Evaluator, MonteCarlo};
 pub use model::{Iid, NextTokenModel, NgramLm, NgramModel, Positional};
+pub use serve::{Accepted, VerifierInputs};
 pub use tree::{DraftTree, Node};
 
 /// The README's examples, compiled and run as doc tests.

@@ -22,10 +22,11 @@
 //! `mu`, `mu2` of section 4b.
 
 use crate::build::TreeBuilder;
+use crate::capacity::{speed_of_light, CapacityPoint, CapacitySolver, SpeedOfLight};
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
-use crate::model::NgramLm;
+use crate::model::{NgramLm, NgramModel};
 use crate::simulate::ContextModel;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -217,6 +218,8 @@ pub struct WorkloadReport {
     pub mu2: f64,
     /// Number of contexts the curves average over.
     pub contexts: usize,
+    /// The contexts themselves (prompt plus sampled tokens), in order.
+    pub context_tokens: Vec<Vec<TokenId>>,
 }
 
 /// Capacities `1, 2, 4, ...` up to and including `max` (and `max` itself if
@@ -390,6 +393,130 @@ pub fn measure(
         mu,
         mu2,
         contexts: per_context.len(),
+        context_tokens: contexts,
+    })
+}
+
+/// The capacity solve of THEORY.md section 5 over a whole workload
+/// ([`solve_capacity`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadSolution {
+    /// The best `(n, D)` for the drafter: highest workload tokens per second.
+    pub best: CapacityPoint,
+    /// The speed of light: the oracle `OPT(n)` averaged over the contexts,
+    /// with a free drafter.
+    pub speed_of_light: SpeedOfLight,
+    /// Number of contexts averaged.
+    pub contexts: usize,
+}
+
+/// Solves the verifier capacity for a workload: runs
+/// [`CapacitySolver::solve_with_verifier`] at each context and combines the
+/// `(n, D)` tables as a long generation does, by the ratio of averages:
+/// `tokens/s = mean(1 + E[X]) / mean(seconds per pass)` (a row's seconds are
+/// `(1 + E[X]) / tokens_per_second`). Rows missing at some context (a tree
+/// that cannot hold `n` nodes under limit `D`) are left out. The speed of
+/// light applies [`speed_of_light`] to the oracle `OPT(n)` averaged over the
+/// contexts, which bounds every deterministic drafter's mean `E[X]`.
+///
+/// Time: per context, the solver's `D_max` builds and evaluations plus one
+/// oracle build, all of `N` nodes.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] for no contexts or an empty combined table,
+/// and the models' and solver's errors.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::capacity::{CapacitySolver, CostModel, DraftCost, LatencyProfile};
+/// use speclight::{workload::solve_capacity, NgramLm};
+/// let text = b"the cat sat on the mat and the cat ate the rat. ".repeat(10);
+/// let (p, q) = (NgramLm::train(&text, 4)?, NgramLm::train(&text[..60], 2)?);
+/// let cost = CostModel::new(LatencyProfile::constant(0.02)?, DraftCost::PerStep(0.001), 0.0)?;
+/// let solver = CapacitySolver::new(cost, 32, 6)?;
+/// let contexts = vec![b"the c".iter().map(|&b| b.into()).collect::<Vec<u32>>()];
+/// let sol = solve_capacity(&p.model(), &q.model().with_top_k(8)?, &contexts, &solver)?;
+/// assert!(sol.best.speedup <= sol.speed_of_light.speedup + 1e-9);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+pub fn solve_capacity(
+    verifier: &NgramModel<'_>,
+    drafter: &NgramModel<'_>,
+    contexts: &[Vec<TokenId>],
+    solver: &CapacitySolver,
+) -> Result<WorkloadSolution> {
+    if contexts.is_empty() {
+        return Err(Error::InvalidArgument(
+            "a capacity solve needs at least one context".into(),
+        ));
+    }
+    let (mut p, mut q) = (verifier.clone(), drafter.clone());
+    // (n, D) -> (sum of 1 + E[X], sum of seconds, contexts seen)
+    let mut rows: std::collections::BTreeMap<(u32, usize), (f64, f64, usize)> =
+        std::collections::BTreeMap::new();
+    let mut oracle_sum: Vec<f64> = Vec::new();
+    let mut max_capacity = 0;
+    let mut builder: Option<TreeBuilder> = None;
+    for context in contexts {
+        p.set_context(context)?;
+        q.set_context(context)?;
+        let solution = solver.solve_with_verifier(&mut q, &mut p)?;
+        // The solver's N: its table's largest capacity.
+        max_capacity = solution.table.iter().map(|r| r.capacity).max().unwrap_or(1);
+        let builder = match &mut builder {
+            Some(b) => b,
+            None => builder.insert(TreeBuilder::new(max_capacity)?),
+        };
+        for row in &solution.table {
+            let tokens = 1.0 + row.expected_accepted;
+            let entry = rows.entry((row.max_depth, row.capacity)).or_default();
+            entry.0 += tokens;
+            entry.1 += tokens / row.tokens_per_second;
+            entry.2 += 1;
+        }
+        builder.build(&mut p)?;
+        let opt = builder.opt_curve();
+        if oracle_sum.len() < opt.len() {
+            oracle_sum.resize(opt.len(), 0.0);
+        }
+        let last = opt.last().copied().unwrap_or(0.0);
+        for (n, sum) in oracle_sum.iter_mut().enumerate() {
+            *sum += opt.get(n).copied().unwrap_or(last);
+        }
+    }
+    let k = contexts.len();
+    let plain = solver.cost().plain_seconds();
+    let best = rows
+        .iter()
+        .filter(|(_, v)| v.2 == k)
+        .map(|(&(d, n), &(tokens, seconds, _))| {
+            let tokens_per_second = tokens / seconds;
+            CapacityPoint {
+                capacity: n,
+                max_depth: d,
+                expected_accepted: tokens / k as f64 - 1.0,
+                tokens_per_second,
+                speedup: tokens_per_second * plain,
+            }
+        })
+        .reduce(|a, b| {
+            if b.tokens_per_second > a.tokens_per_second {
+                b
+            } else {
+                a
+            }
+        })
+        .ok_or_else(|| Error::InvalidArgument("the combined capacity table is empty".into()))?;
+    let last = oracle_sum.last().copied().unwrap_or(0.0);
+    let sol = speed_of_light(solver.cost(), max_capacity, |n| {
+        oracle_sum.get(n - 1).copied().unwrap_or(last) / k as f64
+    })?;
+    Ok(WorkloadSolution {
+        best,
+        speed_of_light: sol,
+        contexts: k,
     })
 }
 
@@ -473,6 +600,34 @@ mod tests {
         let all: Vec<f64> = r.sequences.iter().flatten().map(|t| t.entropy).collect();
         assert!((MeanSe::of(&all).mean - r.mu).abs() < 1e-12);
         assert!(r.mu2 >= r.mu * r.mu);
+    }
+
+    #[test]
+    fn capacity_solve_of_one_context_is_the_solver_itself() {
+        use crate::capacity::{CostModel, DraftCost, LatencyProfile};
+        let verifier = NgramLm::train(&TEXT.repeat(4), 5).unwrap();
+        let drafter = NgramLm::train(TEXT, 2).unwrap();
+        let t_v = LatencyProfile::new(&[(0, 0.02), (8, 0.02), (64, 0.05)]).unwrap();
+        let cost = CostModel::new(t_v, DraftCost::PerStep(0.002), 0.001).unwrap();
+        let solver = CapacitySolver::new(cost, 48, 6).unwrap();
+        let context: Vec<TokenId> = b"    let ".iter().map(|&b| b.into()).collect();
+        let (p, q) = (verifier.model(), drafter.model().with_top_k(8).unwrap());
+        let one = solve_capacity(&p, &q, std::slice::from_ref(&context), &solver).unwrap();
+        let (mut p1, mut q1) = (p.clone(), q.clone());
+        p1.set_context(&context).unwrap();
+        q1.set_context(&context).unwrap();
+        let direct = solver.solve_with_verifier(&mut q1, &mut p1).unwrap();
+        assert_eq!(
+            (one.best.capacity, one.best.max_depth),
+            (direct.best.capacity, direct.best.max_depth)
+        );
+        assert!((one.best.tokens_per_second - direct.best.tokens_per_second).abs() < 1e-9);
+        assert!((one.speed_of_light.speedup - direct.speed_of_light.speedup).abs() < 1e-9);
+        // The same context twice is the same workload.
+        let twice = solve_capacity(&p, &q, &[context.clone(), context], &solver).unwrap();
+        assert!((twice.best.tokens_per_second - one.best.tokens_per_second).abs() < 1e-9);
+        assert!(twice.best.speedup <= twice.speed_of_light.speedup + 1e-9);
+        assert!(solve_capacity(&p, &q, &[], &solver).is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `speclight build`: the optimal tree for a drafter, evaluated under a verifier.
 
-use crate::common::{emit, load_dist, TreeFormat};
+use crate::common::{emit, load_dist, rank_paths, TreeFormat};
 use anyhow::Result;
-use speclight::format::{to_dot, TreeJson};
+use speclight::format::{medusa_choices_string, to_dot, vllm_tree_string, TreeJson};
 use speclight::{DraftTree, Evaluation, Evaluator, Iid, TreeBuilder};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::path::PathBuf;
 /// Build the optimal draft tree (the P most probable prefixes) for an i.i.d. drafter.
 ///
 /// Example: speclight build --dist zipf:1.1:64 --capacity 64 --format text
+/// (`--format medusa` / `vllm` print rank paths: rank 0 = the drafter's most probable token.)
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Drafter distribution: `0.5,0.3,0.2`, `zipf:S:N`, `geometric:R:N` or `@FILE.json`.
@@ -58,6 +59,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         TreeFormat::Dot => to_dot(tree),
         TreeFormat::Text => render_text(tree, &value, &args),
+        // Ranks in the drafter's distribution: best-first adds a node's
+        // children in that order, so sibling order by probability is the rank.
+        TreeFormat::Medusa => medusa_choices_string(&rank_paths(tree)?) + "\n",
+        TreeFormat::Vllm => vllm_tree_string(&rank_paths(tree)?) + "\n",
     };
     emit(args.out.as_deref(), &text)
 }

@@ -15,6 +15,23 @@ pub enum TreeFormat {
     Json,
     /// Graphviz DOT.
     Dot,
+    /// Medusa's `medusa_choices` (rank paths, JSON).
+    Medusa,
+    /// vLLM's `speculative_token_tree` (Python list of tuples).
+    Vllm,
+}
+
+/// Rank paths of a tree for the Medusa and vLLM formats: a tree with drafter
+/// probabilities ranks siblings by them (ties by token); one without (read
+/// from rank paths) already has token = rank.
+pub fn rank_paths(tree: &speclight::DraftTree) -> Result<Vec<Vec<u32>>> {
+    use speclight::format::{to_rank_paths, RankRule};
+    let rule = if tree.has_draft_probs() {
+        RankRule::DraftOrder
+    } else {
+        RankRule::TokenIsRank
+    };
+    Ok(to_rank_paths(tree, rule)?)
 }
 
 /// Parses a `--dist` / `--verifier` spec, naming the flag in the error.

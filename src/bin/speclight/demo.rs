@@ -8,8 +8,11 @@ use crate::common::emit;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
+use speclight::capacity::{CapacitySolver, CostModel, DraftCost, LatencyProfile};
 use speclight::corpus::{load, Corpus};
-use speclight::workload::{measure, WorkloadConfig, WorkloadReport};
+use speclight::workload::{
+    measure, solve_capacity, WorkloadConfig, WorkloadReport, WorkloadSolution,
+};
 use speclight::NgramLm;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -56,10 +59,21 @@ pub struct Args {
     train_bytes: Option<usize>,
 }
 
+/// The bundled illustrative verifier latency profile (not a measurement).
+const LATENCY_CSV: &str = include_str!("../../../data/latency-example.csv");
+/// Drafter seconds per sequential draft step for the capacity solve (an assumption).
+const DRAFT_STEP_SECONDS: f64 = 0.002;
+/// Largest capacity and depth limit of the capacity solve.
+const SOLVE_CAPACITY: usize = 256;
+const SOLVE_DEPTH: u32 = 10;
+/// Contexts per corpus the capacity solve averages over.
+const SOLVE_CONTEXTS: usize = 8;
+
 /// One corpus's results, ready to print and plot.
 struct CorpusResult {
     corpus: Corpus,
     report: WorkloadReport,
+    capacity: WorkloadSolution,
 }
 
 /// A named curve over the capacities.
@@ -110,6 +124,13 @@ pub fn run(args: Args) -> Result<()> {
             .progress_chars("=> "),
     );
     let tick = || bar.inc(1);
+    let latency = LatencyProfile::from_csv_str(LATENCY_CSV).context("data/latency-example.csv")?;
+    let cost = CostModel::new(latency, DraftCost::PerStep(DRAFT_STEP_SECONDS), 0.0)?;
+    let solver = CapacitySolver::new(
+        cost,
+        SOLVE_CAPACITY.min(args.max_capacity.max(1)),
+        SOLVE_DEPTH,
+    )?;
     let mut results = Vec::new();
     for corpus in Corpus::ALL {
         bar.set_message(corpus.name());
@@ -119,7 +140,26 @@ pub fn run(args: Args) -> Result<()> {
         let verifier = NgramLm::train(train, args.verifier_order).context("--verifier-order")?;
         let drafter = NgramLm::train(train, args.drafter_order).context("--drafter-order")?;
         let report = measure(&verifier, &drafter, &text.heldout, &config, &tick)?;
-        results.push(CorpusResult { corpus, report });
+        // The capacity solve on a few contexts spread over the workload.
+        let step = (report.context_tokens.len() / SOLVE_CONTEXTS).max(1);
+        let solve_contexts: Vec<_> = report
+            .context_tokens
+            .iter()
+            .step_by(step)
+            .take(SOLVE_CONTEXTS)
+            .cloned()
+            .collect();
+        let capacity = solve_capacity(
+            &verifier.model().with_temperature(args.temperature)?,
+            &drafter.model().with_top_k(args.drafter_top_k)?,
+            &solve_contexts,
+            &solver,
+        )?;
+        results.push(CorpusResult {
+            corpus,
+            report,
+            capacity,
+        });
     }
     bar.finish_and_clear();
     print!("{}", table(&args, &results));
@@ -157,6 +197,20 @@ fn table(args: &Args, results: &[CorpusResult]) -> String {
                 p, r.drafter[i].mean, r.drafter[i].std_err, r.oracle[i].mean, r.oracle[i].std_err
             );
         }
+        let c = &res.capacity;
+        let _ = writeln!(
+            s,
+            "capacity solve (data/latency-example.csv, illustrative; {} ms per draft step; {} contexts): \
+             best P = {}, depth limit {}, E[X] = {:.2}, {:.2}x plain decoding; speed of light {:.2}x at P = {}",
+            DRAFT_STEP_SECONDS * 1e3,
+            c.contexts,
+            c.best.capacity,
+            c.best.max_depth,
+            c.best.expected_accepted,
+            c.best.speedup,
+            c.speed_of_light.speedup,
+            c.speed_of_light.capacity
+        );
     }
     s
 }

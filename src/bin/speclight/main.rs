@@ -1,10 +1,13 @@
 //! The `speclight` command-line tool. One file per subcommand; shared
 //! plumbing (spec loading, output formats, atomic writes) is in `common.rs`.
 
+mod allocate;
 mod build;
 mod common;
+mod convert;
 mod demo;
 mod eval;
+mod solve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,6 +25,9 @@ enum Command {
     Build(build::Args),
     Eval(eval::Args),
     Demo(demo::Args),
+    Solve(solve::Args),
+    Allocate(allocate::Args),
+    Convert(convert::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -29,6 +35,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Solve(args) => solve::run(args),
+        Command::Allocate(args) => allocate::run(args),
+        Command::Convert(args) => convert::run(args),
     }
 }
 

@@ -1,0 +1,268 @@
+//! Fuzz target bodies. Each takes raw bytes, never panics on its own, and
+//! asserts speclight's invariants; a panic is a bug in speclight.
+//!
+//! The same file is compiled by `tests/fuzz_replay.rs` in the main crate, so
+//! the saved corpus in `fuzz/corpus/TARGET/` is replayed on stable Rust by
+//! `cargo test`.
+
+use arbitrary::{Arbitrary, Unstructured};
+use speclight::{evaluate, spec, Error, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder};
+
+/// Slack for comparing sums of probabilities computed in different orders.
+const EPS: f64 = 1e-9;
+
+fn check_dist(d: &TokenDist) {
+    assert!(!d.is_empty());
+    assert!(
+        d.probs().windows(2).all(|w| w[0] >= w[1]),
+        "sorted descending"
+    );
+    assert!(d.probs().iter().all(|p| p.is_finite() && *p > 0.0));
+    assert!(d.log_probs().iter().all(|l| !l.is_nan() && *l <= 0.0));
+    assert!(d.listed_mass() <= 1.0 + speclight::dist::SUM_TOLERANCE + EPS);
+    let (h, m2) = (d.entropy(), d.second_log_moment());
+    assert!(h.is_finite() && h >= -EPS, "entropy {h}");
+    assert!(m2.is_finite() && m2 >= -EPS, "second log-moment {m2}");
+    for (i, &t) in d.tokens().iter().enumerate() {
+        assert_eq!(d.index_of(t), Some(i));
+    }
+}
+
+/// Which constructor a [`dist_from_floats`] case exercises.
+#[derive(Debug, Arbitrary)]
+enum Source {
+    Probs,
+    LogProbs,
+    Logits { temperature: f64, top_k: Option<u8> },
+}
+
+/// Distribution construction from arbitrary floats: either a valid
+/// distribution that satisfies every invariant, or an error.
+pub fn dist_from_floats(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(source) = Source::arbitrary(&mut u) else {
+        return;
+    };
+    let Ok(values) = Vec::<f64>::arbitrary(&mut u) else {
+        return;
+    };
+    let Ok(raw_tokens) = Vec::<u16>::arbitrary(&mut u) else {
+        return;
+    };
+    let values = &values[..values.len().min(512)];
+    // Mostly distinct ids, but let duplicates through sometimes.
+    let tokens: Vec<TokenId> = (0..values.len())
+        .map(|i| {
+            raw_tokens
+                .get(i)
+                .map_or(i as TokenId, |&t| TokenId::from(t))
+        })
+        .collect();
+    let result = match source {
+        Source::Probs => TokenDist::from_token_probs(&tokens, values),
+        Source::LogProbs => TokenDist::from_token_logprobs(&tokens, values),
+        Source::Logits { temperature, top_k } => {
+            TokenDist::from_logits(&tokens, values, temperature, top_k.map(usize::from))
+        }
+    };
+    if let Ok(d) = result {
+        check_dist(&d);
+    }
+}
+
+/// A distribution from arbitrary weights: always valid, possibly with a tail.
+fn arbitrary_dist(u: &mut Unstructured) -> arbitrary::Result<TokenDist> {
+    let n = u.int_in_range(1..=24usize)?;
+    let weights: Vec<f64> = (0..n)
+        .map(|_| u.int_in_range(1..=1000u32).map(f64::from))
+        .collect::<arbitrary::Result<_>>()?;
+    let mass = f64::from(u.int_in_range(1..=100u32)?) / 100.0;
+    let total: f64 = weights.iter().sum();
+    let probs: Vec<f64> = weights.iter().map(|w| w / total * mass).collect();
+    Ok(TokenDist::from_probs(&probs).expect("normalised weights are valid"))
+}
+
+/// Build, evaluate and compare: the tree is valid and prefix-closed, within
+/// `P` and `D`, and its value under any verifier is at most that verifier's
+/// own optimum at the same `P` and `D`.
+pub fn build_eval_check(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(draft) = arbitrary_dist(&mut u) else {
+        return;
+    };
+    let Ok(verify) = arbitrary_dist(&mut u) else {
+        return;
+    };
+    let Ok(capacity) = u.int_in_range(0..=4096usize) else {
+        return;
+    };
+    let Ok(depth) = Option::<u8>::arbitrary(&mut u) else {
+        return;
+    };
+    let depth = depth.map(u32::from);
+    let builder = TreeBuilder::new(capacity).and_then(|b| b.with_max_depth(depth));
+    let mut builder = match builder {
+        Ok(b) => b,
+        Err(Error::ZeroCapacity | Error::ZeroDepth) => return,
+        Err(e) => panic!("unexpected error {e}"),
+    };
+    let (mut drafter, mut verifier) = (Iid::new(draft), Iid::new(verify));
+    let tree = builder
+        .build_owned(&mut drafter)
+        .expect("iid models never fail");
+    tree.validate().expect("built trees are valid");
+    assert!(tree.len() <= capacity);
+    assert!(depth.is_none_or(|d| tree.max_depth() <= d));
+    let value = evaluate(&tree, &mut verifier)
+        .expect("evaluates")
+        .expected_accepted;
+    builder.build(&mut verifier).expect("builds");
+    let opt = builder.opt_curve().last().copied().unwrap_or(0.0);
+    assert!(value.is_finite() && opt.is_finite());
+    assert!(value <= opt + EPS, "E[X] {value} above OPT {opt}");
+    assert!(opt <= capacity as f64 + EPS);
+}
+
+/// A context-dependent model: one of a few distributions, chosen by a hash
+/// of the path.
+struct Mixture(Vec<TokenDist>);
+
+impl NextTokenModel for Mixture {
+    fn next(&mut self, path: &[TokenId]) -> speclight::Result<&TokenDist> {
+        let h = path.iter().fold(path.len(), |h, &t| {
+            h.wrapping_mul(31).wrapping_add(t as usize)
+        });
+        Ok(&self.0[h % self.0.len()])
+    }
+}
+
+/// One call on the incremental builder.
+#[derive(Debug, Arbitrary)]
+enum Call {
+    NextBatch(u8),
+    /// Feed the batch's `i`-th node (or an arbitrary index).
+    Feed {
+        pick: u16,
+        honest: bool,
+    },
+    Finish,
+}
+
+/// The incremental builder under arbitrary interleavings of calls: misuse
+/// gets an error, never a panic; an honest run gives the value of `build`.
+pub fn incremental(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(n) = u.int_in_range(1..=4usize) else {
+        return;
+    };
+    let Ok(dists) = (0..n)
+        .map(|_| arbitrary_dist(&mut u))
+        .collect::<arbitrary::Result<Vec<_>>>()
+    else {
+        return;
+    };
+    let Ok(capacity) = u.int_in_range(1..=512usize) else {
+        return;
+    };
+    let Ok(calls) = Vec::<Call>::arbitrary(&mut u) else {
+        return;
+    };
+    let mut model = Mixture(dists);
+    let mut builder = TreeBuilder::new(capacity).expect("capacity in range");
+    let reference = builder.build_owned(&mut model).expect("builds");
+    let want = evaluate(&reference, &mut model)
+        .expect("evaluates")
+        .expected_accepted;
+    let root = model.next(&[]).expect("root").clone();
+    let mut inc = builder.begin(&root);
+    let mut batch: Vec<usize> = Vec::new();
+    let mut path = Vec::new();
+    let mut honest_so_far = true;
+    for call in calls.iter().take(10_000) {
+        match call {
+            Call::NextBatch(w) => match inc.next_batch(usize::from(*w)) {
+                Ok(b) => batch = b.to_vec(),
+                Err(Error::InvalidArgument(_) | Error::BuilderState(_)) => {}
+                Err(e) => panic!("unexpected error {e}"),
+            },
+            Call::Feed { pick, honest } => {
+                let node = if *honest && !batch.is_empty() {
+                    batch[usize::from(*pick) % batch.len()]
+                } else {
+                    honest_so_far = false;
+                    usize::from(*pick)
+                };
+                if node < inc.tree().len() {
+                    inc.tree().path_tokens(node, &mut path);
+                } else {
+                    path.clear();
+                }
+                let dist = model.next(&path).expect("model").clone();
+                let _ = inc.feed(node, &dist);
+            }
+            Call::Finish => break,
+        }
+    }
+    // Drive honestly to the end, then finish.
+    loop {
+        let Ok(b) = inc.next_batch(3) else {
+            // Unfed nodes from the arbitrary phase: feed them honestly.
+            let pending: Vec<usize> = batch.clone();
+            for node in pending {
+                inc.tree().path_tokens(node, &mut path);
+                let dist = model.next(&path).expect("model").clone();
+                let _ = inc.feed(node, &dist);
+            }
+            continue;
+        };
+        batch = b.to_vec();
+        if batch.is_empty() {
+            break;
+        }
+        for &node in &batch {
+            inc.tree().path_tokens(node, &mut path);
+            let dist = model.next(&path).expect("model").clone();
+            inc.feed(node, &dist).expect("requested node");
+        }
+    }
+    let tree = inc.finish().expect("all fed").clone();
+    tree.validate().expect("valid");
+    let got = evaluate(&tree, &mut model)
+        .expect("evaluates")
+        .expected_accepted;
+    if honest_so_far {
+        assert!(
+            (got - want).abs() <= EPS * want.max(1.0),
+            "incremental {got} vs build {want}"
+        );
+    } else {
+        // A dishonest feed (a distribution for the wrong node) can only be
+        // refused; the build stays optimal over what it was told.
+        assert!(got <= capacity as f64 + EPS);
+    }
+}
+
+/// Every text parser: the result is an error or a valid object.
+pub fn parse_inputs(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    match which % 2 {
+        0 => {
+            // `@FILE` would read the file system: not this target's business.
+            if !text.trim_start().starts_with('@') {
+                if let Ok(d) = spec::parse_dist(text) {
+                    check_dist(&d);
+                }
+            }
+        }
+        _ => {
+            if let Ok(tree) = speclight::format::TreeJson::parse_tree(text) {
+                tree.validate().expect("parsed trees are valid");
+            }
+        }
+    }
+}
