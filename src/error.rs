@@ -210,6 +210,49 @@ pub enum Error {
         /// The limit (vocabulary or top-k size).
         limit: usize,
     },
+    /// Input bytes were not UTF-8.
+    #[error("input is not UTF-8 (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// An input file was larger than [`crate::input::MAX_INPUT_BYTES`].
+    #[error("input of {bytes} bytes is above the limit of {max} bytes")]
+    InputTooLarge {
+        /// Size of the input.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The dual-certificate enumeration would visit more nodes than allowed.
+    #[error("dual certificate enumeration exceeded the node limit {limit} (lambda {lambda})")]
+    NodeLimit {
+        /// The configured limit.
+        limit: usize,
+        /// The `lambda` being enumerated.
+        lambda: f64,
+    },
+    /// A link of the certificate chain (THEORY.md section 4c) does not hold.
+    #[error("certificate chain violated at {link}: {left} vs {right}")]
+    ChainViolated {
+        /// The link, e.g. `"E[X](T) <= OPT(P)"`.
+        link: String,
+        /// Its left-hand number.
+        left: f64,
+        /// Its right-hand number.
+        right: f64,
+    },
+    /// A line of a trace file is malformed or exceeds a limit.
+    #[error("trace line {line}: {reason}")]
+    TraceLine {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A trace cannot give a speed-of-light estimate (too short, zero entropy).
+    #[error("trace refused: {0}")]
+    TraceRefused(String),
 }
 
 /// Shorthand for `std::result::Result<T, speclight::Error>`.

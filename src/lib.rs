@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bound;
 pub mod build;
 pub mod capacity;
 #[cfg(feature = "corpora")]
@@ -33,13 +34,18 @@ pub mod error;
 pub mod eval;
 #[cfg(feature = "serde")]
 pub mod format;
+pub mod input;
 pub mod model;
 pub mod serve;
 pub mod simulate;
 pub mod spec;
+pub mod stats;
+pub mod trace;
+pub mod trace_bound;
 pub mod tree;
 pub mod workload;
 
+pub use bound::{check, BoundValue, Certificate};
 pub use build::{IncrementalBuild, TreeBuilder, MAX_CAPACITY};
 pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};

@@ -1046,9 +1046,3 @@ mod tests {
         assert_eq!(build_batch(&mut models, 0, None), Err(Error::ZeroCapacity));
     }
 }
-
-/// The "Embedding in a server" section (docs/embedding.md), doc-tested here
-/// so that the README's copy of it stays a compiling example.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/embedding.md")]
-pub struct EmbeddingDoc;

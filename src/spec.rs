@@ -63,7 +63,7 @@ pub fn parse_dist(spec: &str) -> Result<TokenDist> {
         return normalised(weights, n).map_err(|e| bad(&e));
     }
     if spec_trim.is_empty() {
-        return Err(bad("empty spec"));
+        return Err(Error::EmptyDistribution);
     }
     let probs = spec_trim
         .split(',')
@@ -100,10 +100,12 @@ fn from_file(path: &str) -> Result<TokenDist> {
         tokens: Vec<TokenId>,
         probs: Vec<f64>,
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Parse(format!("cannot read {path}: {e}")))?;
+    let io = |e: std::io::Error| Error::Parse(format!("cannot read {path}: {e}"));
+    crate::input::check_size(std::fs::metadata(path).map_err(io)?.len())?;
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = crate::input::text(&bytes)?;
     let file: DistFile =
-        serde_json::from_str(&text).map_err(|e| Error::Parse(format!("{path}: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::Parse(format!("{path}: {e}")))?;
     TokenDist::from_token_probs(&file.tokens, &file.probs)
 }
 

@@ -3,7 +3,7 @@
 //! `fuzz/regressions/TARGET/`) runs through the same target body that
 //! cargo-fuzz runs, plus a seeded batch of random inputs so that the targets
 //! stay exercised even before a corpus exists.
-#![cfg(feature = "serde")]
+#![cfg(all(feature = "serde", feature = "csv"))]
 
 #[path = "../fuzz/src/targets.rs"]
 mod targets;
@@ -58,11 +58,16 @@ fn build_eval_check() {
 }
 
 #[test]
-fn incremental() {
-    replay("incremental", targets::incremental);
+fn incremental_builder() {
+    replay("incremental_builder", targets::incremental_builder);
 }
 
 #[test]
 fn parse_inputs() {
     replay("parse_inputs", targets::parse_inputs);
+}
+
+#[test]
+fn verification_walk() {
+    replay("verification_walk", targets::verification_walk);
 }

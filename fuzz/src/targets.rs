@@ -6,6 +6,9 @@
 //! `cargo test`.
 
 use arbitrary::{Arbitrary, Unstructured};
+use rand::{rngs::StdRng, SeedableRng};
+use speclight::bound::{check_with, CheckOptions, DualOptions};
+use speclight::serve::{Accepted, VerifierInputs};
 use speclight::{evaluate, spec, Error, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder};
 
 /// Slack for comparing sums of probabilities computed in different orders.
@@ -93,7 +96,7 @@ pub fn build_eval_check(data: &[u8]) {
     let Ok(verify) = arbitrary_dist(&mut u) else {
         return;
     };
-    let Ok(capacity) = u.int_in_range(0..=4096usize) else {
+    let Ok(capacity) = u.int_in_range(0..=1024usize) else {
         return;
     };
     let Ok(depth) = Option::<u8>::arbitrary(&mut u) else {
@@ -121,6 +124,27 @@ pub fn build_eval_check(data: &[u8]) {
     assert!(value.is_finite() && opt.is_finite());
     assert!(value <= opt + EPS, "E[X] {value} above OPT {opt}");
     assert!(opt <= capacity as f64 + EPS);
+    // The certificate: an independent enumeration, the dual and the closed
+    // forms, whose chain E[X] <= OPT <= U <= B2 <= B1 <= paper must hold.
+    let opts = CheckOptions {
+        dual: DualOptions::default().with_max_depth(depth),
+        ..CheckOptions::default()
+    };
+    let cert = check_with(&tree, &mut verifier, capacity, &opts).expect("the chain holds");
+    assert!(cert.certified);
+    assert!((cert.optimal_expected_accepted - opt).abs() <= 1e-9 * opt.max(1.0));
+    let bounds = [
+        cert.renewal_bound_optimized,
+        cert.renewal_bound,
+        cert.paper_bound,
+    ];
+    for bound in bounds.into_iter().flatten() {
+        assert!(bound.value().is_finite());
+        assert!(
+            opt <= bound.value() + 1e-9 * opt.max(1.0),
+            "OPT {opt} above {bound:?}"
+        );
+    }
 }
 
 /// A context-dependent model: one of a few distributions, chosen by a hash
@@ -150,7 +174,7 @@ enum Call {
 
 /// The incremental builder under arbitrary interleavings of calls: misuse
 /// gets an error, never a panic; an honest run gives the value of `build`.
-pub fn incremental(data: &[u8]) {
+pub fn incremental_builder(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(n) = u.int_in_range(1..=4usize) else {
         return;
@@ -244,25 +268,126 @@ pub fn incremental(data: &[u8]) {
 
 /// Every text parser: the result is an error or a valid object.
 pub fn parse_inputs(data: &[u8]) {
+    use speclight::capacity::LatencyProfile;
+    use speclight::format::{from_rank_paths, parse_medusa_choices, parse_vllm_tree, TreeJson};
+    use speclight::trace::{read_jsonl, ReadLimits};
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
+    if which % 7 == 6 {
+        // Traces are read from bytes: non-UTF-8 must be an error too.
+        let limits = ReadLimits {
+            max_records: 10_000,
+            max_line_bytes: 4096,
+        };
+        if let Ok(trace) = read_jsonl(rest, &limits) {
+            for t in trace.sequences().iter().flatten() {
+                assert!(t.logprob() <= 0.0 && t.logprob().is_finite());
+            }
+        }
+        return;
+    }
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
-    match which % 2 {
-        0 => {
-            // `@FILE` would read the file system: not this target's business.
-            if !text.trim_start().starts_with('@') {
-                if let Ok(d) = spec::parse_dist(text) {
-                    check_dist(&d);
-                }
+    let check_paths = |paths: Vec<Vec<u32>>| {
+        if let Ok(tree) = from_rank_paths(&paths, Some(64)) {
+            tree.validate().expect("trees from rank paths are valid");
+            assert_eq!(tree.len(), paths.len());
+        }
+    };
+    match which % 7 {
+        // `@FILE` would read the file system: not this target's business.
+        0 if !text.trim_start().starts_with('@') => {
+            if let Ok(d) = spec::parse_dist(text) {
+                check_dist(&d);
             }
         }
-        _ => {
-            if let Ok(tree) = speclight::format::TreeJson::parse_tree(text) {
+        1 => {
+            if let Ok(tree) = TreeJson::parse_tree(text) {
                 tree.validate().expect("parsed trees are valid");
             }
         }
+        2 => {
+            if let Ok(paths) = parse_medusa_choices(text) {
+                check_paths(paths);
+            }
+        }
+        3 => {
+            if let Ok(paths) = parse_vllm_tree(text) {
+                check_paths(paths);
+            }
+        }
+        4 | 5 => {
+            let profile = if which % 7 == 4 {
+                LatencyProfile::from_csv_str(text)
+            } else {
+                LatencyProfile::from_json_str(text)
+            };
+            if let Ok(p) = profile {
+                for n in [0usize, 1, 7, 1 << 20] {
+                    let t = p.at(n);
+                    assert!(t.is_finite() && t >= 0.0, "latency {t} at {n}");
+                }
+            }
+        }
+        _ => {}
     }
+}
+
+/// The verification walk with arbitrary verifier outputs: a length mismatch
+/// is an error; otherwise the accepted path follows the tree and every
+/// accepted token is the verifier's choice at its parent's position.
+pub fn verification_walk(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(draft) = arbitrary_dist(&mut u) else {
+        return;
+    };
+    let Ok(capacity) = u.int_in_range(1..=256usize) else {
+        return;
+    };
+    let Ok(context_len) = u.int_in_range(0..=8usize) else {
+        return;
+    };
+    let Ok(chosen) = Vec::<u8>::arbitrary(&mut u) else {
+        return;
+    };
+    let Ok(seed) = u64::arbitrary(&mut u) else {
+        return;
+    };
+    let tree = TreeBuilder::new(capacity)
+        .and_then(|mut b| b.build_owned(&mut Iid::new(draft)))
+        .expect("builds");
+    let mut inputs = VerifierInputs::new();
+    if inputs.fill(&tree, context_len, 0).is_err() {
+        assert_eq!(context_len, 0, "fill only refuses an empty context here");
+        return;
+    }
+    let n = inputs.num_positions();
+    let chosen: Vec<TokenId> = chosen.iter().map(|&c| TokenId::from(c % 32)).collect();
+    let mut out = Accepted::new();
+    match inputs.walk_chosen(&chosen, &mut out) {
+        Err(_) => assert_ne!(chosen.len(), n, "only a length mismatch is refused"),
+        Ok(()) => {
+            assert_eq!(chosen.len(), n);
+            let mut at = 0usize; // tree position of the root
+            for (&node, &token) in out.nodes().iter().zip(out.tokens()) {
+                assert_eq!(tree.token(node), token);
+                assert_eq!(
+                    chosen[at], token,
+                    "accepted a token the verifier did not choose"
+                );
+                at = node + 1;
+            }
+            assert_eq!(chosen[at], out.bonus());
+        }
+    }
+    // The sampling walk, with complete distributions of the right length.
+    let complete = TokenDist::from_probs(&[0.5, 0.3, 0.2]).expect("valid");
+    let dists = vec![complete; n];
+    let mut rng = StdRng::seed_from_u64(seed);
+    inputs
+        .walk_sampled(&dists, &mut rng, &mut out)
+        .expect("right length, complete distributions");
+    assert!(out.tokens().len() <= tree.max_depth() as usize);
 }

@@ -41,14 +41,12 @@ pub fn load_dist(flag: &str, spec_text: &str) -> Result<TokenDist> {
 
 /// Reads a whole text file with a clear error for missing files and non-UTF-8 bytes.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not UTF-8 (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
+    let cannot = || format!("cannot read {}", path.display());
+    let len = std::fs::metadata(path).with_context(cannot)?.len();
+    speclight::input::check_size(len).with_context(|| path.display().to_string())?;
+    let bytes = std::fs::read(path).with_context(cannot)?;
+    let text = speclight::input::text(&bytes).with_context(|| path.display().to_string())?;
+    Ok(text.to_string())
 }
 
 /// Writes `content` to `out`, or to stdout when `out` is `None`. A file is

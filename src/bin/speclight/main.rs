@@ -2,7 +2,9 @@
 //! plumbing (spec loading, output formats, atomic writes) is in `common.rs`.
 
 mod allocate;
+mod bound;
 mod build;
+mod check;
 mod common;
 mod convert;
 mod demo;
@@ -23,6 +25,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Build(build::Args),
+    Bound(bound::Args),
+    Check(check::Args),
     Eval(eval::Args),
     Demo(demo::Args),
     Solve(solve::Args),
@@ -33,6 +37,8 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Bound(args) => bound::run(args),
+        Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Solve(args) => solve::run(args),
