@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::model::{NgramLm, NgramModel};
 use crate::simulate::ContextModel;
+use crate::trace::{TopLogprob, Trace, TraceToken};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// One token sampled from the verifier, with what the verifier knew there.
@@ -395,6 +396,42 @@ pub fn measure(
         contexts: per_context.len(),
         context_tokens: contexts,
     })
+}
+
+/// The sampled sequences as a [`Trace`] (one trace sequence per prompt),
+/// with each token's top alternatives: the input of
+/// [`crate::trace_bound::estimate`] and of the JSONL writer. O(tokens).
+///
+/// # Errors
+///
+/// The [`TraceToken`] checks ([`Error::PositiveLogProb`], [`Error::NotFinite`],
+/// [`Error::DuplicateToken`]); samples from a model never fail them.
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use speclight::{workload::{sample_with_logprobs, to_trace}, NgramLm};
+/// let lm = NgramLm::train(b"abcabd abcabd abcabd", 3)?;
+/// let seq = sample_with_logprobs(&mut lm.model(), &[97], 8, 3, &mut StdRng::seed_from_u64(1))?;
+/// let trace = to_trace(&[seq])?;
+/// assert_eq!((trace.sequences().len(), trace.num_tokens()), (1, 8));
+/// # Ok::<(), speclight::Error>(())
+/// ```
+pub fn to_trace(sequences: &[Vec<SampledToken>]) -> Result<Trace> {
+    let mut trace = Trace::new();
+    for seq in sequences {
+        for t in seq {
+            let top = t
+                .top_logprobs
+                .iter()
+                .map(|&(token, logprob)| TopLogprob { token, logprob })
+                .collect();
+            trace.push(TraceToken::new(t.token, t.logprob)?.with_top_logprobs(top)?);
+        }
+        trace.end_sequence();
+    }
+    Ok(trace)
 }
 
 /// The capacity solve of THEORY.md section 5 over a whole workload

@@ -8,10 +8,12 @@ use crate::common::emit;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
+use speclight::bound::{paper_bound, renewal_bound, renewal_bound_optimized};
 use speclight::capacity::{CapacitySolver, CostModel, DraftCost, LatencyProfile};
 use speclight::corpus::{load, Corpus};
+use speclight::trace_bound::{estimate, TraceBound, DEFAULT_BLOCKS};
 use speclight::workload::{
-    measure, solve_capacity, WorkloadConfig, WorkloadReport, WorkloadSolution,
+    measure, solve_capacity, to_trace, WorkloadConfig, WorkloadReport, WorkloadSolution,
 };
 use speclight::NgramLm;
 use std::fmt::Write as _;
@@ -27,13 +29,13 @@ pub struct Args {
     #[arg(long, default_value = "speclight-demo.svg")]
     out: PathBuf,
     /// Prompts per corpus, taken evenly from its held-out text.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     prompts: usize,
-    /// Bytes sampled from the verifier after each prompt.
-    #[arg(long, default_value_t = 256)]
+    /// Bytes sampled from the verifier after each prompt (the trace).
+    #[arg(long, default_value_t = 512)]
     sequence_len: usize,
     /// Measure trees after every this many sampled bytes.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 128)]
     context_stride: usize,
     /// Largest capacity P (the table doubles up to it).
     #[arg(long, default_value_t = 1024)]
@@ -74,6 +76,12 @@ struct CorpusResult {
     corpus: Corpus,
     report: WorkloadReport,
     capacity: WorkloadSolution,
+    /// Trace speed of light per capacity (THEORY.md 4d).
+    light: Vec<TraceBound>,
+    /// (B2), (B1) and the published bound per capacity, from `mu`, `mu2` (4b, 4c).
+    b2: Vec<f64>,
+    b1: Vec<f64>,
+    paper: Vec<f64>,
 }
 
 /// A named curve over the capacities.
@@ -96,6 +104,26 @@ impl CorpusResult {
                 name: "oracle tree",
                 color: RGBColor(214, 39, 40),
                 values: r.oracle.iter().map(|m| m.mean).collect(),
+            },
+            Curve {
+                name: "trace speed of light",
+                color: RGBColor(0, 0, 0),
+                values: self.light.iter().map(|b| b.estimate.mean).collect(),
+            },
+            Curve {
+                name: "renewal bound B2",
+                color: RGBColor(44, 160, 44),
+                values: self.b2.clone(),
+            },
+            Curve {
+                name: "renewal bound B1",
+                color: RGBColor(148, 103, 189),
+                values: self.b1.clone(),
+            },
+            Curve {
+                name: "published bound",
+                color: RGBColor(255, 127, 14),
+                values: self.paper.clone(),
             },
         ]
     }
@@ -155,10 +183,31 @@ pub fn run(args: Args) -> Result<()> {
             &solve_contexts,
             &solver,
         )?;
+        let trace = to_trace(&report.sequences)?;
+        let light = report
+            .capacities
+            .iter()
+            .map(|&p| estimate(&trace, p, DEFAULT_BLOCKS))
+            .collect::<speclight::Result<Vec<_>>>()
+            .context("trace speed of light")?;
+        let closed = |f: fn(f64, f64, usize, Option<u32>) -> speclight::BoundValue| {
+            let caps = report.capacities.iter();
+            caps.map(|&p| f(report.mu, report.mu2, p, None).value())
+                .collect::<Vec<f64>>()
+        };
+        let (b2, b1, paper) = (
+            closed(renewal_bound_optimized),
+            closed(renewal_bound),
+            closed(paper_bound),
+        );
         results.push(CorpusResult {
             corpus,
             report,
             capacity,
+            light,
+            b2,
+            b1,
+            paper,
         });
     }
     bar.finish_and_clear();
@@ -173,28 +222,59 @@ fn table(args: &Args, results: &[CorpusResult]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "E[X] = expected draft tokens accepted per verifier pass with a tree of P draft tokens, \
-         on text an order-{} byte n-gram verifier samples (T = {}) after held-out prompts: \
-         the order-{} drafter's tree (what a server gets) and the oracle tree (the best any \
-         drafter could do).",
+        "E[X] = draft tokens accepted per verifier pass with a tree of P draft tokens, on text an \
+         order-{} byte n-gram verifier samples (T = {}) after held-out prompts: the order-{} \
+         drafter's tree (what a server gets) <= the oracle tree (the best any drafter can do) <= \
+         the trace speed of light (a bound from the sampled log-probabilities alone); B2 <= B1 <= \
+         the published bound are closed forms from the verifier's entropy mu and mu2.",
         args.verifier_order, args.temperature, args.drafter_order
     );
     for res in results {
         let r = &res.report;
         let _ = writeln!(
             s,
-            "\n{}: {} contexts, verifier entropy mu = {:.3} nats, mu2 = {:.3}",
+            "\n{}: {} contexts, trace of {} tokens, mu = {:.3} nats, mu2 = {:.3}",
             res.corpus.name(),
             r.contexts,
+            res.light.first().map_or(0, |b| b.tokens),
             r.mu,
             r.mu2
         );
-        let _ = writeln!(s, "{:>6} {:>16} {:>16}", "P", "drafter", "oracle");
+        let _ = writeln!(
+            s,
+            "{:>6} {:>14} {:>14} {:>22} {:>7} {:>7} {:>7}",
+            "P", "drafter", "oracle", "trace SoL [95% CI]", "B2", "B1", "paper"
+        );
         for (i, &p) in r.capacities.iter().enumerate() {
+            let light = &res.light[i].estimate;
             let _ = writeln!(
                 s,
-                "{:>6} {:>9.3} ±{:>5.3} {:>9.3} ±{:>5.3}",
-                p, r.drafter[i].mean, r.drafter[i].std_err, r.oracle[i].mean, r.oracle[i].std_err
+                "{:>6} {:>7.3} ±{:<5.3} {:>7.3} ±{:<5.3} {:>7.3} [{:>6.3},{:>6.3}] {:>7.3} {:>7.3} {:>7.3}",
+                p,
+                r.drafter[i].mean,
+                r.drafter[i].std_err,
+                r.oracle[i].mean,
+                r.oracle[i].std_err,
+                light.mean,
+                light.ci_low,
+                light.ci_high,
+                res.b2[i],
+                res.b1[i],
+                res.paper[i]
+            );
+        }
+        let off_end: usize = res
+            .light
+            .iter()
+            .map(|b| b.windows_off_end)
+            .max()
+            .unwrap_or(0);
+        if off_end > 0 {
+            let starts = res.light.first().map_or(1, |b| b.evaluation_starts.max(1));
+            let _ = writeln!(
+                s,
+                "(up to {off_end} of {starts} trace windows ran off the end of their sequence: \
+                 the speed of light is biased low by at most that share)"
             );
         }
         let c = &res.capacity;
