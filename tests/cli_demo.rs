@@ -1,6 +1,6 @@
 //! `speclight demo`, run as a user would, on a small setting so that the
 //! debug binary finishes in seconds (order-4 verifier trained on
-//! 20 KB, 2 prompts, P <= 16).
+//! 20 KB, 4 prompts of 32 sampled bytes, P <= 16).
 #![cfg(feature = "cli")]
 
 use std::process::Command;
@@ -16,11 +16,11 @@ fn demo_prints_a_table_and_writes_an_svg() {
             "--out",
             svg.to_str().expect("utf-8 path"),
             "--prompts",
-            "2",
+            "4",
             "--sequence-len",
-            "16",
+            "32",
             "--context-stride",
-            "8",
+            "16",
             "--max-capacity",
             "16",
             "--verifier-order",
@@ -38,7 +38,7 @@ fn demo_prints_a_table_and_writes_an_svg() {
     );
     for corpus in ["rust_book", "python_stdlib"] {
         assert!(
-            stdout.contains(&format!("{corpus}: 4 contexts")),
+            stdout.contains(&format!("{corpus}: 8 contexts")),
             "{stdout}"
         );
     }
@@ -53,7 +53,18 @@ fn demo_prints_a_table_and_writes_an_svg() {
         .count();
     assert_eq!(rows, 10, "{stdout}");
     let plot = std::fs::read_to_string(&svg).expect("svg written");
-    assert!(plot.starts_with("<svg") && plot.contains("oracle tree"));
+    assert!(plot.starts_with("<svg"));
+    for curve in [
+        "drafter tree",
+        "oracle tree",
+        "trace speed of light",
+        "B2",
+        "B1",
+        "published",
+    ] {
+        assert!(plot.contains(curve), "{curve} missing from the plot");
+    }
+    assert!(stdout.contains("capacity solve"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -184,10 +184,13 @@ pub fn run(args: Args) -> Result<()> {
             &solver,
         )?;
         let trace = to_trace(&report.sequences)?;
+        // The estimator needs two blocks of starts in each half: fewer
+        // blocks for a tiny trace (a small --prompts x --sequence-len).
+        let blocks = DEFAULT_BLOCKS.min(trace.num_tokens() / 4).max(2);
         let light = report
             .capacities
             .iter()
-            .map(|&p| estimate(&trace, p, DEFAULT_BLOCKS))
+            .map(|&p| estimate(&trace, p, blocks))
             .collect::<speclight::Result<Vec<_>>>()
             .context("trace speed of light")?;
         let closed = |f: fn(f64, f64, usize, Option<u32>) -> speclight::BoundValue| {
