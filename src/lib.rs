@@ -42,6 +42,8 @@ pub mod spec;
 pub mod stats;
 pub mod trace;
 pub mod trace_bound;
+#[cfg(feature = "serde")]
+pub mod trace_io;
 pub mod tree;
 pub mod workload;
 

@@ -10,6 +10,7 @@ mod convert;
 mod demo;
 mod eval;
 mod solve;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ enum Command {
     Check(check::Args),
     Eval(eval::Args),
     Demo(demo::Args),
+    Trace(trace::Args),
     Solve(solve::Args),
     Allocate(allocate::Args),
     Convert(convert::Args),
@@ -41,6 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Solve(args) => solve::run(args),
         Command::Allocate(args) => allocate::run(args),
         Command::Convert(args) => convert::run(args),
