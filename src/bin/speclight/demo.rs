@@ -69,7 +69,10 @@ const DRAFT_STEP_SECONDS: f64 = 0.002;
 const SOLVE_CAPACITY: usize = 256;
 const SOLVE_DEPTH: u32 = 10;
 /// Contexts per corpus the capacity solve averages over.
-const SOLVE_CONTEXTS: usize = 8;
+const SOLVE_CONTEXTS: usize = 16;
+
+/// Legend name of the published bound (scaled out of the plot).
+const PUBLISHED: &str = "published bound (leaves the top)";
 
 /// One corpus's results, ready to print and plot.
 struct CorpusResult {
@@ -121,7 +124,7 @@ impl CorpusResult {
                 values: self.b1.clone(),
             },
             Curve {
-                name: "published bound",
+                name: PUBLISHED,
                 color: RGBColor(255, 127, 14),
                 values: self.paper.clone(),
             },
@@ -168,14 +171,16 @@ pub fn run(args: Args) -> Result<()> {
         let verifier = NgramLm::train(train, args.verifier_order).context("--verifier-order")?;
         let drafter = NgramLm::train(train, args.drafter_order).context("--drafter-order")?;
         let report = measure(&verifier, &drafter, &text.heldout, &config, &tick)?;
-        // The capacity solve on a few contexts spread over the workload.
-        let step = (report.context_tokens.len() / SOLVE_CONTEXTS).max(1);
-        let solve_contexts: Vec<_> = report
-            .context_tokens
-            .iter()
-            .step_by(step)
-            .take(SOLVE_CONTEXTS)
-            .cloned()
+        // The capacity solve on a few contexts spread over the prompts and
+        // over the positions within a sequence (contexts are prompt-major).
+        let all = &report.context_tokens;
+        let per_prompt = args
+            .sequence_len
+            .div_ceil(args.context_stride.max(1))
+            .max(1);
+        let step = (all.len() / SOLVE_CONTEXTS).max(1);
+        let solve_contexts: Vec<_> = (0..SOLVE_CONTEXTS.min(all.len()))
+            .map(|i| all[(i * step + i % per_prompt).min(all.len() - 1)].clone())
             .collect();
         let capacity = solve_capacity(
             &verifier.model().with_temperature(args.temperature)?,
@@ -309,12 +314,15 @@ fn plot(args: &Args, results: &[CorpusResult]) -> Result<String> {
         let x_max = (args.max_capacity as f64).ln().max(1.0);
         for (panel, res) in panels.iter().zip(results) {
             let curves = res.curves();
+            // The published bound grows far faster than the rest; scale to
+            // the others and let it leave through the top.
             let y_max = curves
                 .iter()
+                .filter(|c| c.name != PUBLISHED)
                 .flat_map(|c| c.values.iter().copied())
                 .filter(|v| v.is_finite())
                 .fold(1.0f64, f64::max)
-                * 1.1;
+                * 1.15;
             let mut chart = ChartBuilder::on(panel)
                 .caption(
                     format!("{}: E[X] against ln P", res.corpus.name()),
@@ -339,12 +347,13 @@ fn plot(args: &Args, results: &[CorpusResult]) -> Result<String> {
                 .collect();
             for curve in &curves {
                 let color = curve.color;
-                let points: Vec<(f64, f64)> = xs
-                    .iter()
-                    .copied()
-                    .zip(curve.values.iter().copied())
-                    .filter(|(_, y)| y.is_finite())
-                    .collect();
+                let points = clip_at(
+                    xs.iter()
+                        .copied()
+                        .zip(curve.values.iter().copied())
+                        .filter(|(_, y)| y.is_finite()),
+                    y_max,
+                );
                 chart
                     .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                     .map_err(plot_error)?
@@ -371,6 +380,23 @@ fn plot(args: &Args, results: &[CorpusResult]) -> Result<String> {
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
+}
+
+/// The points of a curve up to where it first leaves `y <= y_max`, ending
+/// on the border (linear interpolation), so that no line leaves the chart.
+fn clip_at(points: impl Iterator<Item = (f64, f64)>, y_max: f64) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (x, y) in points {
+        if y <= y_max {
+            out.push((x, y));
+            continue;
+        }
+        if let Some(&(x0, y0)) = out.last() {
+            out.push((x0 + (x - x0) * (y_max - y0) / (y - y0), y_max));
+        }
+        break;
+    }
+    out
 }
 
 fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
