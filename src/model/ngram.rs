@@ -721,6 +721,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Random short texts over a small alphabet (so that contexts repeat),
+        /// every order: the packed-table model equals the hash-map
+        /// definition and sums to one after any history.
+        #[test]
+        fn random_texts_match_the_definition(
+            text in proptest::collection::vec(0u8..4, 6..60),
+            order in 1usize..=5,
+            history in proptest::collection::vec(0u8..5, 0..8),
+        ) {
+            let text: Vec<u8> = text.iter().map(|&b| b'a' + b).collect();
+            let history: Vec<u8> = history.iter().map(|&b| b'a' + b).collect();
+            let lm = NgramLm::train(&text, order).unwrap();
+            let mut probs = [0.0; VOCAB];
+            lm.fill_probs(&history, &mut probs);
+            let expected = brute_force(&text, order, &history);
+            for w in 0..VOCAB {
+                proptest::prop_assert!((probs[w] - expected[w]).abs() < 1e-12);
+            }
+            proptest::prop_assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+    }
+
     #[test]
     fn rejects_bad_training_input() {
         assert!(NgramLm::train(b"abc", 0).is_err());
