@@ -217,22 +217,27 @@ pub fn read_openai(json: &str) -> Result<OpenAiTrace> {
     })
 }
 
-/// Whether `first_line` (the first non-blank line of a file) is a record of
-/// the JSONL trace format rather than OpenAI logprobs JSON: a complete JSON
-/// object with a `token` or `end` field. A pretty-printed OpenAI response
-/// starts with a bare `{` line, a compact one has `choices` instead.
+/// Whether a file whose first non-blank line is `first_line` holds
+/// OpenAI-compatible logprobs JSON rather than a JSONL trace: the line opens
+/// a pretty-printed object (`{` alone) or an array (`[`), or is a complete
+/// object with a `choices` field. Anything else is left to the JSONL reader,
+/// whose errors name the line.
 ///
 /// # Examples
 ///
 /// ```
-/// use speclight::trace_io::looks_like_jsonl_trace;
-/// assert!(looks_like_jsonl_trace(r#"{"token": 3, "logprob": -0.2}"#));
-/// assert!(!looks_like_jsonl_trace("{"));
-/// assert!(!looks_like_jsonl_trace(r#"{"choices": []}"#));
+/// use speclight::trace_io::looks_like_openai_json;
+/// assert!(looks_like_openai_json("{"));
+/// assert!(looks_like_openai_json(r#"{"choices": []}"#));
+/// assert!(!looks_like_openai_json(r#"{"token": 3, "logprob": -0.2}"#));
+/// assert!(!looks_like_openai_json(r#"{"tok": 3}"#));
 /// ```
-pub fn looks_like_jsonl_trace(first_line: &str) -> bool {
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(first_line)
-        .is_ok_and(|m| m.contains_key("token") || m.contains_key("end"))
+pub fn looks_like_openai_json(first_line: &str) -> bool {
+    let line = first_line.trim();
+    line == "{"
+        || line.starts_with('[')
+        || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
+            .is_ok_and(|m| m.contains_key("choices"))
 }
 
 #[cfg(test)]
@@ -309,8 +314,8 @@ mod tests {
         let two = read_openai(&format!("{doc}\n{doc}\n")).unwrap();
         assert_eq!(two.trace.num_tokens(), 8);
         assert_eq!(read_openai(&format!("[{doc},{doc}]")).unwrap(), two);
-        assert!(!looks_like_jsonl_trace(pretty.lines().next().unwrap()));
-        assert!(!looks_like_jsonl_trace(&doc));
+        assert!(looks_like_openai_json(pretty.lines().next().unwrap()));
+        assert!(looks_like_openai_json(&doc));
     }
 
     #[test]

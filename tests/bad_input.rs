@@ -237,7 +237,10 @@ fn trace_files() {
             other => panic!("expected a trace line error, got {other:?}"),
         }
     }
-    assert!(matches!(read_jsonl(&b""[..], &limits).map(|t| t.num_tokens()), Ok(0)));
+    assert!(matches!(
+        read_jsonl(&b""[..], &limits).map(|t| t.num_tokens()),
+        Ok(0)
+    ));
     for (name, bytes, needle) in [
         ("truncated.jsonl", &truncated[..], "trace line 2"),
         ("latin1.jsonl", &not_utf8[..], "trace line 2"),
@@ -245,7 +248,12 @@ fn trace_files() {
         ("empty.jsonl", &b""[..], "trace refused"),
     ] {
         let file = dir.file(name, bytes);
-        assert_cli_refuses(&dir, &["bound", "--trace", &file, "--capacity", "8"], false, needle);
+        assert_cli_refuses(
+            &dir,
+            &["bound", "--trace", &file, "--capacity", "8"],
+            false,
+            needle,
+        );
     }
 }
 

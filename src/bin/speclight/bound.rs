@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use speclight::bound::{Certificate, CheckOptions, DualOptions, Moments, DEFAULT_NODE_LIMIT};
 use speclight::trace::{read_jsonl, ReadLimits, Trace};
 use speclight::trace_bound::{estimate, TraceBound, DEFAULT_BLOCKS};
-use speclight::trace_io::{looks_like_jsonl_trace, read_openai};
+use speclight::trace_io::{looks_like_openai_json, read_openai};
 use speclight::{Iid, TreeBuilder};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ pub struct Args {
     /// JSONL trace sampled from the verifier: `{"token": id, "logprob": x}`
     /// per line, `{"end": true}` between sequences; or OpenAI-compatible
     /// logprobs JSON (`choices[].logprobs.content[]`), told apart by the
-    /// first line.
+    /// first line (`{` alone, `[`, or an object with `choices`).
     #[arg(long)]
     trace: Option<PathBuf>,
     /// Capacity P: the number of draft tokens the verifier checks in one pass.
@@ -133,9 +133,9 @@ fn from_trace(path: &Path, args: &Args) -> Result<()> {
     emit(args.out.as_deref(), &text)
 }
 
-/// Whether the file's first non-blank line is not a JSONL trace record, so
-/// that the file is OpenAI-compatible logprobs JSON. Unreadable files count
-/// as JSONL, whose reader then names the problem.
+/// Whether the file is OpenAI-compatible logprobs JSON, judged by its first
+/// non-blank line. Unreadable files count as JSONL, whose reader then names
+/// the problem.
 fn is_openai_json(path: &Path) -> bool {
     use std::io::BufRead;
     let Ok(file) = std::fs::File::open(path) else {
@@ -143,7 +143,7 @@ fn is_openai_json(path: &Path) -> bool {
     };
     let mut lines = std::io::BufReader::new(std::io::Read::take(file, 1 << 20)).lines();
     match lines.find(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty())) {
-        Some(Ok(line)) => !looks_like_jsonl_trace(line.trim()),
+        Some(Ok(line)) => looks_like_openai_json(&line),
         _ => false,
     }
 }
