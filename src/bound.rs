@@ -11,15 +11,15 @@
 //! - [`Certificate`] and [`check`]: the whole chain of section 4c for one tree,
 //!   recomputed from the verifier alone, with a verdict.
 
+use crate::build::check_capacity;
 use crate::dist::{TokenDist, TokenId, SUM_TOLERANCE};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
-use crate::MAX_CAPACITY;
 
 /// Default cap on the nodes one dual enumeration may visit (2^24): enough for
-/// every capacity up to [`MAX_CAPACITY`] at `lambda*`, small enough that a too
+/// every capacity up to [`crate::MAX_CAPACITY`] at `lambda*`, small enough that a too
 /// small `lambda` fails in seconds instead of hanging.
 pub const DEFAULT_NODE_LIMIT: usize = 1 << 24;
 
@@ -277,15 +277,7 @@ pub struct OptimalValue {
 }
 
 fn check_inputs(capacity: usize, opts: &DualOptions) -> Result<()> {
-    if capacity == 0 {
-        return Err(Error::ZeroCapacity);
-    }
-    if capacity > MAX_CAPACITY {
-        return Err(Error::CapacityTooLarge {
-            capacity,
-            max: MAX_CAPACITY,
-        });
-    }
+    check_capacity(capacity)?;
     if opts.max_depth == Some(0) {
         return Err(Error::ZeroDepth);
     }

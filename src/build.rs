@@ -416,6 +416,48 @@ impl<F: Frontier> TreeBuilder<F> {
         IncrementalBuild { builder: self }
     }
 
+    /// Starts a build that a caller drives one [`TreeBuilder::step`] at a
+    /// time (the batch allocator interleaves many builders this way).
+    pub(crate) fn start(&mut self, root: &TokenDist, context_free: bool) {
+        self.reset(root, context_free);
+    }
+
+    /// An upper bound on the key (`ln pi`) of the next node this build would
+    /// add: its best candidate or its best unexpanded node. `None` when the
+    /// tree is full or the model's support is exhausted.
+    pub(crate) fn next_key_bound(&self) -> Option<f64> {
+        if self.tree.len() >= self.capacity {
+            return None;
+        }
+        let c = self.candidates.peek().map(|c| c.key);
+        let u = self.unexpanded.peek().map(|u| u.key);
+        match (c, u) {
+            (Some(c), Some(u)) => Some(c.max(u)),
+            (c, u) => c.or(u),
+        }
+    }
+
+    /// One step of best-first: commits the best candidate when it beats
+    /// every unexpanded node (returns `true`), else expands the best
+    /// unexpanded node with one model call (returns `false`).
+    pub(crate) fn step<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<bool> {
+        let u = self.unexpanded.peek().map(|u| u.key);
+        match self.candidates.peek() {
+            Some(c) if u.is_none_or(|u| c.key >= u) => {
+                self.commit(c);
+                Ok(true)
+            }
+            _ => {
+                if let Some(u) = self.unexpanded.pop() {
+                    self.tree.path_tokens(u.node as usize, &mut self.path);
+                    let dist = model.next(&self.path)?;
+                    self.expand(u.node as usize, dist);
+                }
+                Ok(false)
+            }
+        }
+    }
+
     fn reset(&mut self, root: &TokenDist, context_free: bool) {
         self.tree.clear();
         self.candidates.clear();
@@ -541,7 +583,13 @@ impl<F: Frontier> TreeBuilder<F> {
     }
 }
 
-fn check_capacity(capacity: usize) -> Result<()> {
+/// Refuses a capacity of 0 or above [`MAX_CAPACITY`], as every entry point
+/// that takes one does.
+///
+/// # Errors
+///
+/// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+pub(crate) fn check_capacity(capacity: usize) -> Result<()> {
     if capacity == 0 {
         return Err(Error::ZeroCapacity);
     }
