@@ -125,7 +125,10 @@ fn openai_json_without_logprobs_is_refused_in_one_line() {
     std::fs::write(&jsonl, "{\"tok\": 1, \"logprob\": -0.5}\n").expect("write");
     let out = speclight(&["bound", "--trace", path_str(&jsonl), "--capacity", "8"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("trace line 1"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("trace line 1"),
+        "{err}"
+    );
     let out = speclight(&["trace", "--corpus", "shakespeare"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
