@@ -7,10 +7,12 @@
 //! internal node (section 2).
 
 mod iid;
+pub mod ngram;
 mod positional;
 mod random_env;
 
 pub use iid::Iid;
+pub use ngram::{NgramLm, NgramModel};
 pub use positional::Positional;
 pub use random_env::{EnvFamily, EnvMoments, RandomEnv, MAX_ENV_TOKENS};
 

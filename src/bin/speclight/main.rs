@@ -7,8 +7,10 @@ mod build;
 mod check;
 mod common;
 mod convert;
+mod demo;
 mod eval;
 mod solve;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,8 @@ enum Command {
     Bound(bound::Args),
     Check(check::Args),
     Eval(eval::Args),
+    Demo(demo::Args),
+    Trace(trace::Args),
     Solve(solve::Args),
     Allocate(allocate::Args),
     Convert(convert::Args),
@@ -38,6 +42,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bound(args) => bound::run(args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Solve(args) => solve::run(args),
         Command::Allocate(args) => allocate::run(args),
         Command::Convert(args) => convert::run(args),
