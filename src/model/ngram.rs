@@ -704,7 +704,7 @@ mod tests {
     #[test]
     fn heldout_entropy_is_sensible_and_falls_with_the_order() {
         // 200 KB of training text and 20 KB of held-out text keep this fast
-        // in debug mode; the full-size figures are in docs/workloads.md.
+        // in debug mode; the full-size figures are in the README.
         for corpus in crate::corpus::Corpus::ALL {
             let text = crate::corpus::load(corpus).unwrap();
             let heldout = &text.heldout[..20_000];
