@@ -11,15 +11,15 @@
 //! - [`Certificate`] and [`check`]: the whole chain of section 4c for one tree,
 //!   recomputed from the verifier alone, with a verdict.
 
+use crate::build::check_capacity;
 use crate::dist::{TokenDist, TokenId, SUM_TOLERANCE};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
-use crate::MAX_CAPACITY;
 
 /// Default cap on the nodes one dual enumeration may visit (2^24): enough for
-/// every capacity up to [`MAX_CAPACITY`] at `lambda*`, small enough that a too
+/// every capacity up to [`crate::MAX_CAPACITY`] at `lambda*`, small enough that a too
 /// small `lambda` fails in seconds instead of hanging.
 pub const DEFAULT_NODE_LIMIT: usize = 1 << 24;
 
@@ -269,20 +269,15 @@ pub struct OptimalValue {
     /// The `P`-th largest `pi` among nodes of depth `<= D` (0 when fewer
     /// than `P` nodes have positive `pi`).
     pub lambda_star: f64,
+    /// `ln lambda*`, exact where `lambda*` itself underflows to 0 (deep
+    /// near-deterministic trees); `-inf` when fewer than `P` nodes exist.
+    pub ln_lambda_star: f64,
     /// `OPT(P)`: the sum of the `P` largest `pi`.
     pub value: f64,
 }
 
 fn check_inputs(capacity: usize, opts: &DualOptions) -> Result<()> {
-    if capacity == 0 {
-        return Err(Error::ZeroCapacity);
-    }
-    if capacity > MAX_CAPACITY {
-        return Err(Error::CapacityTooLarge {
-            capacity,
-            max: MAX_CAPACITY,
-        });
-    }
+    check_capacity(capacity)?;
     if opts.max_depth == Some(0) {
         return Err(Error::ZeroDepth);
     }
@@ -323,14 +318,51 @@ pub fn dual_bound<M: NextTokenModel + ?Sized>(
     capacity: usize,
     opts: &DualOptions,
 ) -> Result<DualValue> {
-    check_inputs(capacity, opts)?;
     if !(0.0..=1.0).contains(&lambda) {
         return Err(Error::InvalidArgument(format!(
             "lambda {lambda} is not in [0, 1]"
         )));
     }
+    dual_bound_ln(model, lambda.ln(), capacity, opts)
+}
+
+/// [`dual_bound`] at `lambda = exp(ln_lambda)`, with the enumeration's
+/// threshold kept in log space: where `lambda` underflows to 0 (the `P`-th
+/// largest path probability of a deep, near-deterministic tree) the
+/// enumeration still stops at the right nodes instead of running to the
+/// node limit.
+///
+/// # Errors
+///
+/// As [`dual_bound`], with `ln_lambda` outside `[-inf, 0]` or NaN refused.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{bound::{dual_bound_ln, optimal_value, DualOptions}, Iid, TokenDist};
+/// // pi of depth d is 0.01^d: the 400th largest, 1e-800, underflows f64.
+/// let mut p = Iid::new(TokenDist::from_probs(&[0.01])?);
+/// let opt = optimal_value(&mut p, 400, &DualOptions::default())?;
+/// assert_eq!(opt.lambda_star, 0.0);
+/// let u = dual_bound_ln(&mut p, opt.ln_lambda_star, 400, &DualOptions::default())?;
+/// assert!((u.value - opt.value).abs() < 1e-15);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+pub fn dual_bound_ln<M: NextTokenModel + ?Sized>(
+    model: &mut M,
+    ln_lambda: f64,
+    capacity: usize,
+    opts: &DualOptions,
+) -> Result<DualValue> {
+    check_inputs(capacity, opts)?;
+    if ln_lambda.is_nan() || ln_lambda > 0.0 {
+        return Err(Error::InvalidArgument(format!(
+            "ln lambda {ln_lambda} is not in [-inf, 0]"
+        )));
+    }
+    let lambda = ln_lambda.exp();
     let mut excess = 0.0;
-    let nodes_above = enumerate_above(model, lambda.ln(), opts, usize::MAX, |lp| {
+    let nodes_above = enumerate_above(model, ln_lambda, opts, usize::MAX, |lp| {
         excess += lp.exp() - lambda;
     })?;
     Ok(DualValue {
@@ -378,6 +410,7 @@ pub fn optimal_value<M: NextTokenModel + ?Sized>(
     if all < capacity {
         return Ok(OptimalValue {
             lambda_star: 0.0,
+            ln_lambda_star: f64::NEG_INFINITY,
             value: sum_exp(&mut top),
         });
     }
@@ -417,9 +450,10 @@ pub fn optimal_value<M: NextTokenModel + ?Sized>(
         enumerate_above(model, lo, opts, usize::MAX, |lp| top.push(lp))?;
         top.sort_unstable_by(|a, b| b.total_cmp(a));
         top.truncate(capacity);
-        let lambda_star = top.last().map_or(0.0, |lp| lp.exp());
+        let ln_lambda_star = top.last().copied().unwrap_or(f64::NEG_INFINITY);
         return Ok(OptimalValue {
-            lambda_star,
+            lambda_star: ln_lambda_star.exp(),
+            ln_lambda_star,
             value: sum_exp(&mut top),
         });
     }
@@ -429,6 +463,7 @@ pub fn optimal_value<M: NextTokenModel + ?Sized>(
     let rest = (capacity - top.len()) as f64 * lambda_star;
     Ok(OptimalValue {
         lambda_star,
+        ln_lambda_star: hi,
         value: sum_exp(&mut top) + rest,
     })
 }
@@ -671,7 +706,7 @@ impl Certificate {
         tree.validate()?;
         let tree_value = evaluate(tree, verifier)?.expected_accepted;
         let opt = optimal_value(verifier, capacity, &opts.dual)?;
-        let dual = dual_bound(verifier, opt.lambda_star, capacity, &opts.dual)?;
+        let dual = dual_bound_ln(verifier, opt.ln_lambda_star, capacity, &opts.dual)?;
         let moments = if verifier.is_context_free() {
             Moments::of_dist(verifier.next(&[])?).ok()
         } else {

@@ -27,6 +27,8 @@
 pub mod bound;
 pub mod build;
 pub mod capacity;
+#[cfg(feature = "corpora")]
+pub mod corpus;
 pub mod dist;
 pub mod error;
 pub mod eval;
@@ -35,20 +37,24 @@ pub mod format;
 pub mod input;
 pub mod model;
 pub mod serve;
+pub mod simulate;
 pub mod spec;
 pub mod stats;
 pub mod trace;
 pub mod trace_bound;
+#[cfg(feature = "serde")]
+pub mod trace_io;
 pub mod tree;
 #[cfg(feature = "serde")]
 pub mod tune;
+pub mod workload;
 
 pub use bound::{check, BoundValue, Certificate};
 pub use build::{IncrementalBuild, TreeBuilder, MAX_CAPACITY};
 pub use dist::{TokenDist, TokenId};
 pub use error::{Error, Result};
 pub use eval::{evaluate, monte_carlo, Evaluation, Evaluator, MonteCarlo};
-pub use model::{Iid, NextTokenModel, Positional, PositionalByDepth};
+pub use model::{Iid, NextTokenModel, NgramLm, NgramModel, Positional, PositionalByDepth};
 pub use serve::{Accepted, VerifierInputs};
 pub use tree::{DraftTree, Node};
 

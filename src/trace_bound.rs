@@ -13,10 +13,10 @@
 //! workload. [`estimate`] chooses `lambda` on the first half of the start
 //! positions and reports the mean and a 95% interval on the second half.
 
+use crate::build::check_capacity;
 use crate::error::{Error, Result};
 use crate::stats::{Estimate, Z95};
 use crate::trace::Trace;
-use crate::MAX_CAPACITY;
 
 /// Number of contiguous blocks the evaluation starts are split into for the
 /// interval (batch means: neighbouring windows overlap and are correlated,
@@ -162,15 +162,7 @@ fn refuse_degenerate(trace: &Trace, flat: &Flat) -> Result<()> {
 /// # Ok::<(), speclight::Error>(())
 /// ```
 pub fn estimate(trace: &Trace, capacity: usize, blocks: usize) -> Result<TraceBound> {
-    if capacity == 0 {
-        return Err(Error::ZeroCapacity);
-    }
-    if capacity > MAX_CAPACITY {
-        return Err(Error::CapacityTooLarge {
-            capacity,
-            max: MAX_CAPACITY,
-        });
-    }
+    check_capacity(capacity)?;
     if blocks < 2 {
         return Err(Error::InvalidArgument(format!(
             "{blocks} blocks: a confidence interval needs at least 2"

@@ -6,6 +6,7 @@
 
 use speclight::capacity::LatencyProfile;
 use speclight::format::{from_rank_paths, parse_medusa_choices, parse_vllm_tree, TreeJson};
+use speclight::trace::{read_jsonl, ReadLimits};
 use speclight::{input, spec, Error, TokenDist, TreeBuilder, MAX_CAPACITY};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -221,6 +222,39 @@ fn files() {
         );
     }
     assert_cli_refuses(&dir, &solve_args(&empty_csv), true, "empty latency profile");
+}
+
+#[test]
+fn trace_files() {
+    let dir = Scratch::new("trace");
+    let limits = ReadLimits::default();
+    let truncated = b"{\"token\": 1, \"logprob\": -0.5}\n{\"token\": 2, \"logpr";
+    let not_utf8 = b"{\"token\": 1, \"logprob\": -0.5}\n{\"token\": 2, \"logprob\": -0.\xff}\n";
+    let malformed = b"{\"token\": 1, \"logprob\": -0.5}\n[1, 2]\n";
+    for (bytes, line) in [(&truncated[..], 2), (&not_utf8[..], 2), (&malformed[..], 2)] {
+        match read_jsonl(bytes, &limits) {
+            Err(Error::TraceLine { line: got, .. }) => assert_eq!(got, line),
+            other => panic!("expected a trace line error, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        read_jsonl(&b""[..], &limits).map(|t| t.num_tokens()),
+        Ok(0)
+    ));
+    for (name, bytes, needle) in [
+        ("truncated.jsonl", &truncated[..], "trace line 2"),
+        ("latin1.jsonl", &not_utf8[..], "trace line 2"),
+        ("malformed.jsonl", &malformed[..], "trace line 2"),
+        ("empty.jsonl", &b""[..], "trace refused"),
+    ] {
+        let file = dir.file(name, bytes);
+        assert_cli_refuses(
+            &dir,
+            &["bound", "--trace", &file, "--capacity", "8"],
+            false,
+            needle,
+        );
+    }
 }
 
 fn solve_args(latency: &str) -> [&str; 7] {

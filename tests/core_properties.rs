@@ -157,6 +157,41 @@ proptest! {
     }
 }
 
+/// Hides `is_context_free`, so the builder takes its general path (one heap,
+/// lazy expansion) on a model that is in fact context-free.
+struct Opaque(Iid);
+
+impl NextTokenModel for Opaque {
+    fn next(&mut self, path: &[TokenId]) -> speclight::Result<&TokenDist> {
+        self.0.next(path)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    /// Context-free builds (eager expansion, and per-rank queues for large
+    /// capacities) give the same OPT curve as the general lazy path.
+    #[test]
+    fn context_free_paths_match_the_general_path(
+        weights in prop::collection::vec(1u32..50, 1..6), mass in 0.3f64..=1.0,
+        cap in 1usize..3000, depth in prop::option::of(1u32..8),
+    ) {
+        let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
+        let probs: Vec<f64> = weights.iter().map(|&w| f64::from(w) / total * mass).collect();
+        let dist = TokenDist::from_probs(&probs).unwrap();
+        let mut fast = TreeBuilder::new(cap).unwrap().with_max_depth(depth).unwrap();
+        let tree = fast.build_owned(&mut Iid::new(dist.clone())).unwrap();
+        tree.validate().unwrap();
+        let mut general = TreeBuilder::new(cap).unwrap().with_max_depth(depth).unwrap();
+        general.build(&mut Opaque(Iid::new(dist))).unwrap();
+        prop_assert_eq!(fast.opt_curve().len(), general.opt_curve().len());
+        for (a, b) in fast.opt_curve().iter().zip(general.opt_curve()) {
+            prop_assert!((a - b).abs() <= 1e-12 * b.max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
 #[test]
 fn lazy_expansion_skips_nodes_that_cannot_contribute() {
     // A chain-like drafter: with P = 10 only the nodes whose children are

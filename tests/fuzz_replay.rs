@@ -71,3 +71,8 @@ fn parse_inputs() {
 fn verification_walk() {
     replay("verification_walk", targets::verification_walk);
 }
+
+#[test]
+fn workload_inputs() {
+    replay("workload_inputs", targets::workload_inputs);
+}

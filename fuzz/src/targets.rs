@@ -391,3 +391,41 @@ pub fn verification_walk(data: &[u8]) {
         .expect("right length, complete distributions");
     assert!(out.tokens().len() <= tree.max_depth() as usize);
 }
+
+/// Real-workload inputs (issue 5): OpenAI logprobs JSON from arbitrary
+/// bytes (a trace that round-trips through the JSONL writer and reader, or
+/// an error), and n-gram models trained on arbitrary bytes, whose
+/// distributions sum to one after any history.
+pub fn workload_inputs(data: &[u8]) {
+    use speclight::trace::{read_jsonl, ReadLimits};
+    use speclight::trace_io::{read_openai, write_jsonl};
+    use speclight::NgramLm;
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    if which % 2 == 0 {
+        let Ok(text) = std::str::from_utf8(rest) else {
+            return;
+        };
+        if let Ok(t) = read_openai(text) {
+            assert!(t.trace.num_tokens() > 0);
+            for tok in t.trace.sequences().iter().flatten() {
+                assert!(tok.logprob() <= 0.0 && (tok.token() as usize) < t.vocab.len());
+            }
+            let mut out = Vec::new();
+            write_jsonl(&t.trace, &mut out).expect("writing to memory");
+            let back = read_jsonl(&out[..], &ReadLimits::default()).expect("own output reads");
+            assert_eq!(back.num_tokens(), t.trace.num_tokens());
+        }
+        return;
+    }
+    let order = usize::from(which / 2 % 9);
+    let (text, history) = rest.split_at(rest.len() / 2);
+    if let Ok(lm) = NgramLm::train(text, order) {
+        let mut probs = [0.0; speclight::model::ngram::VOCAB];
+        lm.fill_probs(history, &mut probs);
+        let sum: f64 = probs.iter().sum();
+        assert!((sum - 1.0).abs() < EPS, "n-gram probabilities sum to {sum}");
+        assert!(probs.iter().all(|&p| p > 0.0));
+    }
+}

@@ -23,16 +23,13 @@
 //! runs the merged best-first, never past a request's cap. The test
 //! `brute_force_optimal_with_limits` checks this against enumeration.
 
-use crate::build::{Candidate, MAX_CAPACITY};
-use crate::dist::{TokenDist, TokenId};
+use crate::build::{check_capacity, TreeBuilder};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
 use std::cmp::Ordering;
 use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
-
-const ROOT: u32 = u32::MAX;
 
 /// Per-request bounds on the number of draft tokens.
 ///
@@ -88,32 +85,6 @@ impl Allocation {
     }
 }
 
-/// An unexpanded tree node keyed by its own `ln pi`.
-#[derive(Debug, Clone, Copy)]
-struct Unexpanded {
-    key: f64,
-    node: u32,
-}
-
-impl PartialEq for Unexpanded {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Unexpanded {}
-impl PartialOrd for Unexpanded {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Unexpanded {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key
-            .total_cmp(&other.key)
-            .then(other.node.cmp(&self.node))
-    }
-}
-
 /// A request in the global heap, keyed by the bound on its next node; the
 /// lower request index wins ties, so allocations are deterministic.
 #[derive(Debug, Clone, Copy)]
@@ -138,145 +109,6 @@ impl Ord for Queued {
         self.key
             .total_cmp(&other.key)
             .then(other.request.cmp(&self.request))
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-/// One request's lazy best-first state (the builder's algorithm, stepped one
-/// node or one expansion at a time).
-#[derive(Debug, Default)]
-struct RequestState {
-    tree: DraftTree,
-    candidates: BinaryHeap<Candidate>,
-    unexpanded: BinaryHeap<Unexpanded>,
-    arena_tokens: Vec<TokenId>,
-    arena_logp: Vec<f64>,
-    root_span: Span,
-    spans: Vec<Span>,
-    shared: bool,
-    value: f64,
-    cap: usize,
-}
-
-impl RequestState {
-    fn reset(&mut self, root: &TokenDist, shared: bool, cap: usize) {
-        self.tree.clear();
-        self.candidates.clear();
-        self.unexpanded.clear();
-        self.arena_tokens.clear();
-        self.arena_logp.clear();
-        self.spans.clear();
-        self.shared = shared;
-        self.value = 0.0;
-        self.cap = cap;
-        self.root_span = self.copy_dist(root);
-        self.push_first_child(ROOT, 0.0, self.root_span);
-    }
-
-    fn copy_dist(&mut self, dist: &TokenDist) -> Span {
-        let start = self.arena_tokens.len() as u32;
-        self.arena_tokens.extend_from_slice(dist.tokens());
-        self.arena_logp.extend_from_slice(dist.log_probs());
-        Span {
-            start,
-            len: dist.len() as u32,
-        }
-    }
-
-    fn push_first_child(&mut self, parent: u32, parent_key: f64, span: Span) {
-        if let Some(&lp) = self.arena_logp.get(span.start as usize) {
-            if span.len > 0 {
-                self.candidates.push(Candidate {
-                    key: parent_key + lp,
-                    parent,
-                    rank: 0,
-                });
-            }
-        }
-    }
-
-    /// An upper bound on the key of this request's next node, `None` when it
-    /// can take no more nodes.
-    fn bound(&self) -> Option<f64> {
-        if self.tree.len() >= self.cap {
-            return None;
-        }
-        let c = self.candidates.peek().map(|c| c.key);
-        let u = self.unexpanded.peek().map(|u| u.key);
-        match (c, u) {
-            (Some(c), Some(u)) => Some(c.max(u)),
-            (c, u) => c.or(u),
-        }
-    }
-
-    /// Commits the best candidate if it beats every unexpanded node (returns
-    /// `true`), else expands the best unexpanded node with `model`.
-    fn step<M: NextTokenModel + ?Sized>(
-        &mut self,
-        model: &mut M,
-        max_depth: Option<u32>,
-        path: &mut Vec<TokenId>,
-    ) -> Result<bool> {
-        let u = self.unexpanded.peek().map(|u| u.key);
-        match self.candidates.peek().copied() {
-            Some(c) if u.is_none_or(|u| c.key >= u) => {
-                self.candidates.pop();
-                self.commit(c, max_depth);
-                Ok(true)
-            }
-            _ => {
-                if let Some(u) = self.unexpanded.pop() {
-                    self.tree.path_tokens(u.node as usize, path);
-                    let span = self.copy_dist(model.next(path)?);
-                    self.spans[u.node as usize] = span;
-                    self.push_first_child(u.node, u.key, span);
-                }
-                Ok(false)
-            }
-        }
-    }
-
-    fn commit(&mut self, cand: Candidate, max_depth: Option<u32>) {
-        let span = if cand.parent == ROOT {
-            self.root_span
-        } else {
-            self.spans[cand.parent as usize]
-        };
-        let at = (span.start + cand.rank) as usize;
-        let depth = if cand.parent == ROOT {
-            1
-        } else {
-            self.tree.depth(cand.parent as usize) + 1
-        };
-        let node = self.tree.len() as u32;
-        self.tree
-            .push_unchecked(cand.parent, self.arena_tokens[at], depth, cand.key);
-        self.value += cand.key.exp();
-        self.spans.push(Span::default());
-        if cand.rank + 1 < span.len {
-            let parent_key = cand.key - self.arena_logp[at];
-            self.candidates.push(Candidate {
-                key: parent_key + self.arena_logp[at + 1],
-                parent: cand.parent,
-                rank: cand.rank + 1,
-            });
-        }
-        if max_depth.is_none_or(|d| depth < d) {
-            if self.shared {
-                self.spans[node as usize] = self.root_span;
-                self.push_first_child(node, cand.key, self.root_span);
-            } else {
-                self.unexpanded.push(Unexpanded {
-                    key: cand.key,
-                    node,
-                });
-            }
-        }
     }
 }
 
@@ -306,9 +138,9 @@ impl RequestState {
 pub struct BatchAllocator {
     budget: usize,
     max_depth: Option<u32>,
-    states: Vec<RequestState>,
+    /// One reused builder per request slot, stepped by the merged heap.
+    states: Vec<TreeBuilder>,
     queue: BinaryHeap<Queued>,
-    path: Vec<TokenId>,
 }
 
 impl BatchAllocator {
@@ -318,21 +150,12 @@ impl BatchAllocator {
     ///
     /// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
     pub fn new(budget: usize) -> Result<Self> {
-        if budget == 0 {
-            return Err(Error::ZeroCapacity);
-        }
-        if budget > MAX_CAPACITY {
-            return Err(Error::CapacityTooLarge {
-                capacity: budget,
-                max: MAX_CAPACITY,
-            });
-        }
+        check_capacity(budget)?;
         Ok(Self {
             budget,
             max_depth: None,
             states: Vec::new(),
             queue: BinaryHeap::new(),
-            path: Vec::new(),
         })
     }
 
@@ -401,27 +224,31 @@ impl BatchAllocator {
                 self.budget
             )));
         }
-        self.states.resize_with(b, RequestState::default);
+        while self.states.len() < b {
+            self.states.push(TreeBuilder::new(1)?);
+        }
         self.queue.clear();
-        let max_depth = self.max_depth;
         let mut used = 0;
         // Phase 1: every request up to its minimum, on its own.
         for (i, (state, model)) in self.states.iter_mut().zip(models.iter_mut()).enumerate() {
             let l = limit(i);
-            let shared = model.is_context_free();
-            state.reset(model.next(&[])?, shared, l.max);
-            while state.tree.len() < l.min {
-                if state.bound().is_none() {
+            // A cap of 0 still needs a valid builder; it simply never joins the queue.
+            state.set_capacity(l.max.min(self.budget).max(1))?;
+            state.set_max_depth(self.max_depth)?;
+            let context_free = model.is_context_free();
+            state.start(model.next(&[])?, context_free);
+            while state.tree().len() < l.min {
+                if state.next_key_bound().is_none() {
                     return Err(Error::InfeasibleAllocation(format!(
                         "request {i} has only {} nodes, below its minimum {}",
-                        state.tree.len(),
+                        state.tree().len(),
                         l.min
                     )));
                 }
-                state.step(model, max_depth, &mut self.path)?;
+                state.step(model)?;
             }
-            used += state.tree.len();
-            if let Some(key) = state.bound() {
+            used += state.tree().len();
+            if let Some(key) = state.next_key_bound().filter(|_| l.max > 0) {
                 self.queue.push(Queued {
                     key,
                     request: i as u32,
@@ -435,11 +262,11 @@ impl BatchAllocator {
             };
             let i = top.request as usize;
             let state = &mut self.states[i];
-            if state.step(&mut models[i], max_depth, &mut self.path)? {
+            if state.step(&mut models[i])? {
                 used += 1;
             }
             // Re-key the top in place (one sift-down instead of a pop and a push).
-            match state.bound() {
+            match state.next_key_bound() {
                 Some(key) => top.key = key,
                 None => {
                     PeekMut::pop(top);
@@ -449,9 +276,9 @@ impl BatchAllocator {
         let requests: Vec<RequestAllocation> = self.states[..b]
             .iter()
             .map(|s| RequestAllocation {
-                capacity: s.tree.len(),
-                expected_accepted: s.value,
-                tree: s.tree.clone(),
+                capacity: s.tree().len(),
+                expected_accepted: s.opt_curve().last().copied().unwrap_or(0.0),
+                tree: s.tree().clone(),
             })
             .collect();
         Ok(Allocation {
@@ -484,7 +311,7 @@ pub fn allocate<M: NextTokenModel>(models: &mut [M], budget: usize) -> Result<Al
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::TreeBuilder;
+    use crate::dist::{TokenDist, TokenId};
     use crate::eval::evaluate;
     use crate::model::Iid;
     use proptest::prelude::*;

@@ -7,11 +7,13 @@
 //! internal node (section 2).
 
 mod iid;
+pub mod ngram;
 mod positional;
 mod positional_by_depth;
 mod random_env;
 
 pub use iid::Iid;
+pub use ngram::{NgramLm, NgramModel};
 pub use positional::Positional;
 pub use positional_by_depth::PositionalByDepth;
 pub use random_env::{EnvFamily, EnvMoments, RandomEnv, MAX_ENV_TOKENS};

@@ -7,9 +7,12 @@ mod build;
 mod check;
 mod common;
 mod convert;
+mod demo;
 mod eval;
+mod pair_trace;
 mod plot;
 mod solve;
+mod trace;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -29,10 +32,13 @@ enum Command {
     Bound(bound::Args),
     Check(check::Args),
     Eval(eval::Args),
+    Demo(demo::Args),
+    Trace(trace::Args),
     Solve(solve::Args),
     Allocate(allocate::Args),
     Convert(convert::Args),
     Tune(tune::Args),
+    PairTrace(pair_trace::Args),
     Plot(plot::Args),
 }
 
@@ -42,10 +48,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bound(args) => bound::run(args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Solve(args) => solve::run(args),
         Command::Allocate(args) => allocate::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Tune(args) => tune::run(args),
+        Command::PairTrace(args) => pair_trace::run(args),
         Command::Plot(args) => plot::run(args),
     }
 }
