@@ -226,3 +226,60 @@ fn plot_needs_a_source_and_every_command_has_an_example() {
     );
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("<svg"));
 }
+
+#[test]
+fn pair_trace_writes_a_valid_trace_split_by_prompt_source() {
+    // Small models and sizes keep this quick; seed 4.
+    let dir = scratch("cli-pair-trace");
+    let path = dir.join("pairs.jsonl");
+    let out = speclight(&[
+        "pair-trace",
+        "--verifier-order",
+        "3",
+        "--drafter-order",
+        "2",
+        "--train-prompts",
+        "3",
+        "--heldout-prompts",
+        "2",
+        "--positions",
+        "10",
+        "--depth",
+        "3",
+        "--top-k",
+        "4",
+        "--seed",
+        "4",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let report = speclight::tune::validate(&bytes[..], 5).unwrap();
+    assert!(report.is_valid(), "{:?}", report.errors);
+    assert_eq!(report.good_records, 5 * 10 * 3);
+    assert_eq!(report.max_top_k, 4);
+    assert_eq!(report.missing_target_logprob, 0);
+    let out = speclight(&[
+        "tune",
+        "--trace",
+        path.to_str().unwrap(),
+        "--heldout-from-seq",
+        "3",
+        "--capacities",
+        "2,4",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["train_groups"], 30);
+    assert_eq!(doc["heldout_groups"], 20);
+}
