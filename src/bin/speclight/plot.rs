@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<()> {
                     &report.chosen.tree,
                     &report.chosen.reach,
                     &format!(
-                        "Chosen tree: capacity {}, depth limit {}",
+                        "Chosen tree: capacity {}, depth limit {} (labels: ranks)",
                         report.chosen.capacity, report.chosen.max_depth
                     ),
                     "reach pi(v), log scale",
@@ -473,7 +473,7 @@ pub fn tree_svg(tree: &TreeJson, reach: &[f64], title: &str, shade: &str) -> Res
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let (left, right) = root.split_horizontally(width - 110);
+        let (left, right) = root.split_horizontally(width - 150);
         let mut chart = ChartBuilder::on(&left)
             .caption(title, ("sans-serif", 20))
             .margin(20)
@@ -528,8 +528,8 @@ pub fn tree_svg(tree: &TreeJson, reach: &[f64], title: &str, shade: &str) -> Res
         let mut bar = ChartBuilder::on(&right)
             .margin_top(60)
             .margin_bottom(30)
-            .margin_right(10)
-            .y_label_area_size(60)
+            .margin_right(40)
+            .y_label_area_size(50)
             .caption(shade, ("sans-serif", 12))
             .build_cartesian_2d(0f64..1.0, lmin..lmin + lspan)
             .map_err(plot_err)?;
