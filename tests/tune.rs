@@ -419,3 +419,24 @@ fn bootstrap_and_delta_method_agree_when_groups_are_independent() {
         }
     }
 }
+
+#[test]
+fn one_held_out_sequence_still_gives_finite_intervals_and_a_readable_report() {
+    // Seed 8: two sequences, the second held out; the clustered error needs
+    // two clusters, so the measurement falls back to independent groups.
+    let synth = SyntheticTrace::new(truth(), 4, 3).unwrap();
+    let mut trace = Vec::new();
+    synth.write_jsonl(&mut trace, 2, 200, 8).unwrap();
+    let config = TuneConfig {
+        capacities: vec![4],
+        split: Split::from_seq(1),
+        ..Default::default()
+    };
+    let report = tune(|| Ok(&trace[..]), &config).unwrap();
+    let m = report.results[0].policies[0].measured.unwrap();
+    assert_eq!((m.groups, m.sequences), (200, 1));
+    assert!(m.std_error.is_finite() && m.std_error > 0.0);
+    let json = serde_json::to_string(&report).unwrap();
+    let back: speclight::tune::TuneReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.results.len(), 1);
+}

@@ -334,7 +334,7 @@ impl DynamicBestFirst {
     ///
     /// # Errors
     ///
-    /// Only if a list holds no positive probability (all `-inf`).
+    /// Only the builder's own (none for valid lists).
     pub fn rank_group(&mut self, group: &Group) -> Result<()> {
         let levels = (self.depth as usize).min(group.depth());
         self.on_path.clear();
@@ -343,6 +343,7 @@ impl DynamicBestFirst {
         }
         self.rows.resize(levels, Vec::new());
         self.rows.truncate(levels);
+        let mut usable = levels;
         for (j, row) in self.rows.iter_mut().enumerate() {
             row.clear();
             row.extend(group.draft_logprobs(j).iter().map(|lp| lp.exp()));
@@ -350,6 +351,16 @@ impl DynamicBestFirst {
             if sum > 1.0 {
                 row.iter_mut().for_each(|p| *p /= sum);
             }
+            // A list whose probabilities all underflow to 0 offers nothing:
+            // the tree stops above it.
+            if sum <= 0.0 && usable == levels {
+                usable = j;
+            }
+        }
+        self.rows.truncate(usable);
+        let levels = usable;
+        if levels == 0 {
+            return Ok(());
         }
         let mut model = crate::PositionalByDepth::new(&self.rows)?;
         self.builder.set_max_depth(Some(levels as u32))?;
@@ -417,6 +428,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dynamic_best_first_stops_above_a_list_that_underflows() {
+        let trace = br#"{"seq":0,"pos":0,"depth":1,"draft_top":[[3,-0.1]],"target":3}
+{"seq":0,"pos":0,"depth":2,"draft_top":[[5,-1000.0]],"target":5}
+"#;
+        let mut g = Group::default();
+        TraceReader::new(&trace[..]).next_group(&mut g).unwrap();
+        let mut policy = DynamicBestFirst::new(4, 2).unwrap();
+        policy.rank_group(&g).unwrap();
+        assert_eq!(policy.accepted(4), 1);
     }
 
     #[test]

@@ -205,7 +205,8 @@ impl Prediction {
 /// tokens and are correlated, so the standard error is clustered by
 /// sequence: with `S_s` the sum and `n_s` the count of sequence `s`,
 /// `G` sequences and `mean = sum S / sum n`,
-/// `se^2 = G / (G - 1) * sum_s (S_s - mean n_s)^2 / (sum n)^2`.
+/// `se^2 = G / (G - 1) * sum_s (S_s - mean n_s)^2 / (sum n)^2` (with a
+/// single sequence, the independent-groups error `sd / sqrt(m)`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     /// Mean accepted per iteration, with `mean +- z se`.
@@ -511,6 +512,7 @@ struct Clustered {
     n: f64,
     clusters: u64,
     groups: u64,
+    sum_x2: f64,
     sum_s: f64,
     sum_n: f64,
     sum_s2: f64,
@@ -527,6 +529,7 @@ impl Clustered {
         self.s += x;
         self.n += 1.0;
         self.groups += 1;
+        self.sum_x2 += x * x;
     }
 
     fn close(&mut self) {
@@ -552,8 +555,13 @@ impl Clustered {
         let se = if self.clusters > 1 {
             let ss = (self.sum_s2 - 2.0 * mean * self.sum_sn + mean * mean * self.sum_n2).max(0.0);
             (g / (g - 1.0) * ss).sqrt() / self.sum_n
+        } else if self.groups > 1 {
+            // One sequence: no clusters to compare, so fall back to the
+            // independent-groups error (too small if groups are correlated).
+            let n = self.groups as f64;
+            ((self.sum_x2 - n * mean * mean).max(0.0) / (n - 1.0) / n).sqrt()
         } else {
-            f64::NAN
+            0.0
         };
         let half = z * se;
         Some(Measurement {
