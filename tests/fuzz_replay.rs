@@ -76,3 +76,8 @@ fn verification_walk() {
 fn workload_inputs() {
     replay("workload_inputs", targets::workload_inputs);
 }
+
+#[test]
+fn paired_trace() {
+    replay("paired_trace", targets::paired_trace);
+}

@@ -429,3 +429,24 @@ pub fn workload_inputs(data: &[u8]) {
         assert!(probs.iter().all(|&p| p > 0.0));
     }
 }
+
+/// The paired-trace reader and the tuner on arbitrary bytes: a validation
+/// report (never a panic), and for a trace that validates, a tuning report
+/// or a specific error.
+pub fn paired_trace(data: &[u8]) {
+    use speclight::tune::{tune, validate, TuneConfig};
+    let report = validate(data, 16).expect("reading a byte slice cannot fail");
+    assert!(report.good_records <= report.lines);
+    if !report.is_valid() {
+        return;
+    }
+    let config = TuneConfig {
+        capacities: vec![1, 4, 16],
+        bootstrap: 0,
+        ..TuneConfig::default()
+    };
+    if let Ok(r) = tune(|| Ok(data), &config) {
+        let text = format!("{r:?}");
+        assert!(!text.contains("NaN"), "NaN in a tuning report");
+    }
+}
