@@ -57,7 +57,3 @@ pub use tuner::{
 };
 pub use writer::{write_paired_sequence, SequenceShape};
 
-/// docs/tune.md's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/tune.md")]
-pub struct TuneDoc;
