@@ -38,8 +38,9 @@ use std::collections::BinaryHeap;
 pub const MAX_CAPACITY: usize = 1 << 20;
 
 /// A context-free build uses [`RankQueues`] when its capacity is at least
-/// this many times the number of ranks.
-const RANK_QUEUE_MIN_RATIO: usize = 64;
+/// this many times the number of ranks (the crossover measured in
+/// `benches/core.rs`).
+const RANK_QUEUE_MIN_RATIO: usize = 8;
 
 /// Parent index meaning "the root" in the candidate heap and dist spans.
 const ROOT: u32 = u32::MAX;
@@ -555,8 +556,8 @@ impl<F: Frontier> TreeBuilder<F> {
         self.expansions = 0;
         self.shared = context_free;
         // Rank queues pay off once the tree is much larger than the number of
-        // ranks (callgrind, zipf:1.1:32: equal at P = 1024, 26% fewer
-        // instructions at P = 16384, more at P = 64).
+        // ranks (criterion medians on zipf:1.1:32: 46 -> 31 us at P = 1024,
+        // 538 -> 489 us at P = 16384, but 1.7 -> 2.3 us at P = 64).
         self.use_ranked = context_free && self.capacity >= RANK_QUEUE_MIN_RATIO * root.len();
         self.ranked
             .reset(if self.use_ranked { root.len() } else { 0 });
