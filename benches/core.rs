@@ -1,6 +1,6 @@
 //! Core hot paths: building and evaluating trees on `zipf:1.1:32`, and the
 //! frontier heap comparison (std `BinaryHeap`, a 4-ary heap, and the
-//! `priority-queue` crate with `--features priority-queue`).
+//! `priority-queue` crate, the last two with `--features frontier-comparison`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use speclight::{spec, Evaluator, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder};
@@ -66,14 +66,14 @@ fn frontier(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("binary_heap", p), &p, |b, _| {
             b.iter(|| black_box(std_heap.build(&mut model).expect("builds").len()))
         });
-        let mut quaternary = TreeBuilder::<speclight::build::QuaternaryFrontier>::with_frontier(p)
-            .expect("valid capacity");
-        group.bench_with_input(BenchmarkId::new("quaternary_heap", p), &p, |b, _| {
-            b.iter(|| black_box(quaternary.build(&mut model).expect("builds").len()))
-        });
-        #[cfg(feature = "priority-queue")]
+        #[cfg(feature = "frontier-comparison")]
         {
-            use speclight::build::PriorityQueueFrontier;
+            use speclight::build::{PriorityQueueFrontier, QuaternaryFrontier};
+            let mut quaternary =
+                TreeBuilder::<QuaternaryFrontier>::with_frontier(p).expect("valid capacity");
+            group.bench_with_input(BenchmarkId::new("quaternary_heap", p), &p, |b, _| {
+                b.iter(|| black_box(quaternary.build(&mut model).expect("builds").len()))
+            });
             let mut pq =
                 TreeBuilder::<PriorityQueueFrontier>::with_frontier(p).expect("valid capacity");
             group.bench_with_input(BenchmarkId::new("priority_queue", p), &p, |b, _| {

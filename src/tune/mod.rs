@@ -56,4 +56,3 @@ pub use tuner::{
     MAX_SPEED_OF_LIGHT_TOKENS, MAX_TUNE_CAPACITY,
 };
 pub use writer::{write_paired_sequence, SequenceShape};
-
