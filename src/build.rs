@@ -104,35 +104,44 @@ pub trait Frontier: Default {
     fn clear(&mut self);
 }
 
+/// Implements [`Frontier`] for a newtype over a max-heap with the
+/// `BinaryHeap` API (`push`, `pop`, `peek`, `peek_mut`, `clear`); the two
+/// heaps compared in the benchmarks differ only in their type.
+macro_rules! heap_frontier {
+    ($name:ident) => {
+        impl Frontier for $name {
+            #[inline]
+            fn push(&mut self, c: Candidate) {
+                self.0.push(c);
+            }
+            #[inline]
+            fn pop(&mut self) -> Option<Candidate> {
+                self.0.pop()
+            }
+            #[inline]
+            fn peek(&self) -> Option<Candidate> {
+                self.0.peek().copied()
+            }
+            #[inline]
+            fn replace_top(&mut self, c: Candidate) {
+                if self.0.is_empty() {
+                    self.0.push(c);
+                } else if let Some(mut top) = self.0.peek_mut() {
+                    *top = c;
+                }
+            }
+            fn clear(&mut self) {
+                self.0.clear();
+            }
+        }
+    };
+}
+
 /// [`Frontier`] over `std::collections::BinaryHeap`.
 #[derive(Debug, Default)]
 pub struct StdFrontier(BinaryHeap<Candidate>);
 
-impl Frontier for StdFrontier {
-    #[inline]
-    fn push(&mut self, c: Candidate) {
-        self.0.push(c);
-    }
-    #[inline]
-    fn pop(&mut self) -> Option<Candidate> {
-        self.0.pop()
-    }
-    #[inline]
-    fn peek(&self) -> Option<Candidate> {
-        self.0.peek().copied()
-    }
-    #[inline]
-    fn replace_top(&mut self, c: Candidate) {
-        if self.0.is_empty() {
-            self.0.push(c);
-        } else if let Some(mut top) = self.0.peek_mut() {
-            *top = c;
-        }
-    }
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-}
+heap_frontier!(StdFrontier);
 
 /// [`Frontier`] over a 4-ary heap (`dary_heap`): half the depth of a binary
 /// heap, and its four children share a cache line. Measured within 10% of
@@ -142,31 +151,7 @@ impl Frontier for StdFrontier {
 pub struct QuaternaryFrontier(dary_heap::QuaternaryHeap<Candidate>);
 
 #[cfg(feature = "frontier-comparison")]
-impl Frontier for QuaternaryFrontier {
-    #[inline]
-    fn push(&mut self, c: Candidate) {
-        self.0.push(c);
-    }
-    #[inline]
-    fn pop(&mut self) -> Option<Candidate> {
-        self.0.pop()
-    }
-    #[inline]
-    fn peek(&self) -> Option<Candidate> {
-        self.0.peek().copied()
-    }
-    #[inline]
-    fn replace_top(&mut self, c: Candidate) {
-        if self.0.is_empty() {
-            self.0.push(c);
-        } else if let Some(mut top) = self.0.peek_mut() {
-            *top = c;
-        }
-    }
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-}
+heap_frontier!(QuaternaryFrontier);
 
 /// The frontier for context-free models: one FIFO queue per child rank and a
 /// heap of the queues' heads (at most `k` entries for `k`-token

@@ -84,7 +84,11 @@ proptest! {
         prop_assert!(rel_close(cert.optimal_expected_accepted, builder_opt, 1e-9));
     }
 
-    /// B2 <= B1 <= paper bound, capped or not, and all are >= 1 when finite.
+    /// B2 <= B1 <= paper bound, capped or not; B1 and the paper bound are
+    /// >= 1 when finite (`ln P >= 0` and `mu2 >= mu^2`). B2 need not be: at
+    /// `t = ln(P mu)` it is `(ln(P mu) + 1) / mu + mu2 / mu^2 - 1`, below 1
+    /// when `mu > 1 + ln(P mu)` (a flat distribution at small `P`); it still
+    /// bounds `OPT(P)`, which `chain_holds_and_dual_equals_builder_opt` checks.
     #[test]
     fn closed_forms_are_ordered(
         dist in dist_strategy(),
@@ -100,7 +104,8 @@ proptest! {
         prop_assert!(b2.value() <= b1.value() + tol && b1.value() <= paper.value() + tol);
         if let (Some(c2), Some(c1), Some(cp)) = (b2.closed_form(), b1.closed_form(), paper.closed_form()) {
             prop_assert!(c2 <= c1 + tol * c1.abs() && c1 <= cp + tol * cp.abs());
-            prop_assert!(c2 >= 1.0 - 1e-9, "mu2 >= mu^2 makes B2 >= 1, got {c2}");
+            prop_assert!(c1 >= 1.0 - 1e-9, "mu2 >= mu^2 makes B1 >= 1, got {c1}");
+            prop_assert!(c2 > 0.0, "B2 = {c2}");
         }
         prop_assert!(b2.value().is_finite() && paper.value() <= capacity as f64);
     }
@@ -169,4 +174,20 @@ proptest! {
         prop_assert!(rel_close(cert.dual_certificate, builder_opt, 1e-9),
             "env seed {seed}: U(lambda*) = {} vs builder OPT = {builder_opt}", cert.dual_certificate);
     }
+}
+
+/// THEORY.md 4b notes that both renewal bounds are >= 1; that holds for B1
+/// but not for B2 (see `closed_forms_are_ordered`): a flat distribution at
+/// P = 1 has B2 below 1, still above OPT(1).
+#[test]
+fn b2_can_be_below_one_and_still_bounds_opt() {
+    let dist = TokenDist::from_probs(&[0.05; 20]).unwrap();
+    let m = Moments::of_dist(&dist).unwrap();
+    let b2 = renewal_bound_optimized(m.entropy, m.second_log_moment, 1, None)
+        .closed_form()
+        .unwrap();
+    assert!(b2 < 1.0, "B2 = {b2}");
+    let opt = optimal_value(&mut Iid::new(dist), 1, &DualOptions::default()).unwrap();
+    assert!((opt.value - 0.05).abs() < 1e-12);
+    assert!(opt.value <= b2);
 }
