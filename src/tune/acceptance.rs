@@ -104,13 +104,7 @@ impl AcceptanceMatrix {
     /// The point estimate `a[d][k] = matches / trials` (`d` 0-based), 0
     /// where nothing was counted.
     pub fn estimate(&self, d: usize, k: usize) -> f64 {
-        let n = self.trials.get(d).copied().unwrap_or(0);
-        let s = self
-            .matches
-            .get(d)
-            .and_then(|r| r.get(k))
-            .copied()
-            .unwrap_or(0);
+        let (s, n) = self.counts(d, k);
         if n == 0 {
             0.0
         } else {
@@ -120,6 +114,12 @@ impl AcceptanceMatrix {
 
     /// The Wilson interval of `a[d][k]` (see [`wilson_interval`]).
     pub fn interval(&self, d: usize, k: usize, z: f64) -> (f64, f64) {
+        let (s, n) = self.counts(d, k);
+        wilson_interval(s, n, z)
+    }
+
+    /// `(matches, trials)` of cell `(d, k)`, zeros outside the counted range.
+    fn counts(&self, d: usize, k: usize) -> (u64, u64) {
         let n = self.trials.get(d).copied().unwrap_or(0);
         let s = self
             .matches
@@ -127,7 +127,7 @@ impl AcceptanceMatrix {
             .and_then(|r| r.get(k))
             .copied()
             .unwrap_or(0);
-        wilson_interval(s, n, z)
+        (s, n)
     }
 
     /// The point-estimate rows, each padded to [`AcceptanceMatrix::ranks`].

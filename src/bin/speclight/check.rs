@@ -1,9 +1,8 @@
 //! `speclight check`: certify a given tree against the speed of light.
 
-use crate::common::{load_dist, read_text};
+use crate::common::{load_dist, load_tree};
 use anyhow::{Context, Result};
 use speclight::bound::{Certificate, CheckOptions, DualOptions, DEFAULT_NODE_LIMIT};
-use speclight::format::TreeJson;
 use speclight::Iid;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -36,8 +35,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let text = read_text(&args.tree)?;
-    let tree = TreeJson::parse_tree(&text).with_context(|| args.tree.display().to_string())?;
+    let tree = load_tree(&args.tree)?;
     let mut verifier = Iid::new(load_dist("verifier", &args.verifier)?);
     let opts = CheckOptions {
         dual: DualOptions::default()

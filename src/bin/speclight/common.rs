@@ -49,6 +49,13 @@ pub fn read_text(path: &Path) -> Result<String> {
     Ok(text.to_string())
 }
 
+/// Reads and validates a tree file in the JSON schema of `speclight build
+/// --format json`, naming the file in any error.
+pub fn load_tree(path: &Path) -> Result<speclight::DraftTree> {
+    let text = read_text(path)?;
+    speclight::format::TreeJson::parse_tree(&text).with_context(|| path.display().to_string())
+}
+
 /// Writes `content` to `out`, or to stdout when `out` is `None`. A file is
 /// written to a temporary sibling and renamed into place, so a failure never
 /// leaves a truncated or half-written file behind.

@@ -1,8 +1,7 @@
 //! `speclight eval`: the exact value of a given tree under a verifier.
 
-use crate::common::{load_dist, read_text};
-use anyhow::{Context, Result};
-use speclight::format::TreeJson;
+use crate::common::{load_dist, load_tree};
+use anyhow::Result;
 use speclight::{evaluate, Iid};
 use std::path::PathBuf;
 
@@ -23,8 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let text = read_text(&args.tree)?;
-    let tree = TreeJson::parse_tree(&text).with_context(|| args.tree.display().to_string())?;
+    let tree = load_tree(&args.tree)?;
     let mut verifier = Iid::new(load_dist("verifier", &args.verifier)?);
     let value = evaluate(&tree, &mut verifier)?;
     if args.json {

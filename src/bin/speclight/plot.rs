@@ -4,6 +4,7 @@
 use crate::common::{emit, read_text};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use speclight::format::TreeJson;
 use speclight::tune::{CapacityChoice, TuneReport};
@@ -305,6 +306,34 @@ pub fn curve_svg(report: &TuneReport) -> Result<String> {
 
 /// Viridis colour of `t` in `[0, 1]` (dark purple to yellow, readable in
 /// grey scale), linear between five stops of the matplotlib map.
+/// A colour bar: the viridis gradient from `lo` to `lo + span`, its value
+/// axis labelled by `label` (the speed-up heat map and the tree share it).
+fn draw_colour_bar(
+    bar: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    lo: f64,
+    span: f64,
+    label: &dyn Fn(&f64) -> String,
+) -> Result<()> {
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_label_formatter(label)
+        .y_label_style(("sans-serif", 13))
+        .draw()
+        .map_err(plot_err)?;
+    let steps = 64;
+    bar.draw_series((0..steps).map(|i| {
+        let a = lo + span * i as f64 / steps as f64;
+        let b = lo + span * (i + 1) as f64 / steps as f64;
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            viridis(i as f64 / (steps - 1) as f64).filled(),
+        )
+    }))
+    .map_err(plot_err)?;
+    Ok(())
+}
+
 fn viridis(t: f64) -> RGBColor {
     const STOPS: [(f64, f64, f64); 5] = [
         (68.0, 1.0, 84.0),
@@ -394,23 +423,7 @@ pub fn speedup_svg(choice: &CapacityChoice) -> Result<String> {
             .caption("speedup", ("sans-serif", 14))
             .build_cartesian_2d(0f64..1.0, lo..hi.max(lo + 1e-9))
             .map_err(plot_err)?;
-        bar.configure_mesh()
-            .disable_mesh()
-            .disable_x_axis()
-            .y_label_formatter(&|y| format!("{y:.2}x"))
-            .y_label_style(("sans-serif", 13))
-            .draw()
-            .map_err(plot_err)?;
-        let steps = 64;
-        bar.draw_series((0..steps).map(|i| {
-            let a = lo + span * i as f64 / steps as f64;
-            let b = lo + span * (i + 1) as f64 / steps as f64;
-            Rectangle::new(
-                [(0.0, a), (1.0, b)],
-                viridis(i as f64 / (steps - 1) as f64).filled(),
-            )
-        }))
-        .map_err(plot_err)?;
+        draw_colour_bar(&mut bar, lo, span, &|y| format!("{y:.2}x"))?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -533,23 +546,7 @@ pub fn tree_svg(tree: &TreeJson, reach: &[f64], title: &str, shade: &str) -> Res
             .caption(shade, ("sans-serif", 12))
             .build_cartesian_2d(0f64..1.0, lmin..lmin + lspan)
             .map_err(plot_err)?;
-        bar.configure_mesh()
-            .disable_mesh()
-            .disable_x_axis()
-            .y_label_formatter(&|y| prob_label(10f64.powf(*y)))
-            .y_label_style(("sans-serif", 13))
-            .draw()
-            .map_err(plot_err)?;
-        let steps = 64;
-        bar.draw_series((0..steps).map(|i| {
-            let a = lmin + lspan * i as f64 / steps as f64;
-            let b = lmin + lspan * (i + 1) as f64 / steps as f64;
-            Rectangle::new(
-                [(0.0, a), (1.0, b)],
-                viridis(i as f64 / (steps - 1) as f64).filled(),
-            )
-        }))
-        .map_err(plot_err)?;
+        draw_colour_bar(&mut bar, lmin, lspan, &|y| prob_label(10f64.powf(*y)))?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
