@@ -1,8 +1,8 @@
-//! [`TokenDist`]: a validated next-token distribution (THEORY.md section 1).
+//! [`TokenDist`]: a validated next-token distribution (docs/THEORY.md section 1).
 //!
 //! Distributions are kept sorted by probability, descending (ties by token id,
 //! ascending), because the best-first builder walks a node's children in that
-//! order (THEORY.md section 3). Probabilities may sum to less than one: the
+//! order (docs/THEORY.md section 3). Probabilities may sum to less than one: the
 //! missing mass is [`TokenDist::tail_mass`], the tokens that a truncated top-k
 //! list does not name and that nobody drafts.
 
@@ -12,16 +12,23 @@ use crate::error::{Error, Result};
 pub type TokenId = u32;
 
 /// How far above 1 a sum of probabilities may drift from rounding before it is
-/// refused with [`Error::SumAboveOne`]. Sums within it are accepted as they are;
-/// the tail mass is then clamped at zero.
+/// refused with [`Error::SumAboveOne`]. A sum within it is accepted and
+/// *renormalised*: every probability is divided by the sum (every
+/// log-probability lowered by its logarithm), so that an accepted
+/// distribution sums to 1 up to rounding and every bound of
+/// `docs/THEORY.md` section 4 holds for it as stated. A sum above 1 by no
+/// more than the rounding of the summation itself (`n * f64::EPSILON` for
+/// `n` entries) is taken to be 1 and kept as given.
 pub const SUM_TOLERANCE: f64 = 1e-6;
 
 /// A validated next-token distribution, sorted by probability descending.
 ///
 /// Invariants (checked by every constructor): at least one token; every
 /// probability finite and strictly positive (zero entries are dropped, they
-/// can never be drafted usefully); token ids distinct; sum at most
-/// `1 + SUM_TOLERANCE`.
+/// can never be drafted usefully); token ids distinct; the sum of the
+/// probabilities *as given* at most `1 + SUM_TOLERANCE` (no entry is clamped
+/// before that check, so `[1.5]` is refused), and at most 1 once accepted:
+/// a sum in `(1, 1 + SUM_TOLERANCE]` is renormalised to 1.
 ///
 /// # Examples
 ///
@@ -87,12 +94,11 @@ impl TokenDist {
                 return Err(Error::NegativeProbability { index, value });
             }
         }
-        // A probability within SUM_TOLERANCE above 1 is rounding: clamp it, so
-        // that every log-probability is <= 0 (the builder's heap relies on it).
+        // No clamping here: the sum check must see the values as given.
         let pairs = tokens
             .iter()
             .copied()
-            .zip(probs.iter().map(|&p| (p.min(1.0), p.ln().min(0.0))));
+            .zip(probs.iter().map(|&p| (p, p.ln())));
         Self::from_checked_pairs(pairs)
     }
 
@@ -124,11 +130,12 @@ impl TokenDist {
             }
         }
         // Keep the caller's log-probabilities: they are more precise than
-        // ln(exp(x)) for very unlikely tokens.
+        // ln(exp(x)) for very unlikely tokens. A slightly positive one is
+        // rounding; the sum check and the renormalisation account for it.
         let pairs = tokens
             .iter()
             .copied()
-            .zip(log_probs.iter().map(|&lp| (lp.min(0.0).exp(), lp.min(0.0))));
+            .zip(log_probs.iter().map(|&lp| (lp.exp(), lp)));
         Self::from_checked_pairs(pairs)
     }
 
@@ -189,7 +196,9 @@ impl TokenDist {
     }
 
     /// Shared tail of the constructors: drops zero entries, sorts, checks
-    /// duplicates and the sum. Values are already known finite and >= 0.
+    /// duplicates and the sum, renormalises a sum within [`SUM_TOLERANCE`]
+    /// above 1. Values are already known finite and >= 0 (log-probabilities
+    /// at most `SUM_TOLERANCE`).
     fn from_checked_pairs(pairs: impl Iterator<Item = (TokenId, (f64, f64))>) -> Result<Self> {
         let mut entries: Vec<(TokenId, f64, f64)> = pairs.map(|(t, (p, lp))| (t, p, lp)).collect();
         if entries.is_empty() {
@@ -211,6 +220,7 @@ impl TokenDist {
         if entries.is_empty() {
             return Err(Error::ZeroMass);
         }
+        renormalise_excess(&mut entries, sum);
         entries.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let tokens: Vec<TokenId> = entries.iter().map(|e| e.0).collect();
         let mut by_token: Vec<(TokenId, u32)> = tokens
@@ -302,7 +312,7 @@ impl TokenDist {
             .map(|pos| self.by_token[pos].1 as usize)
     }
 
-    /// Entropy `mu = -sum_k p_k ln p_k` in nats (THEORY.md section 4b), over
+    /// Entropy `mu = -sum_k p_k ln p_k` in nats (docs/THEORY.md section 4b), over
     /// the listed tokens. For a complete distribution it is the verifier's
     /// expected surprisal `E[-ln p(Y)]`. O(n).
     ///
@@ -323,7 +333,7 @@ impl TokenDist {
     }
 
     /// Second log-moment `mu2 = sum_k p_k (ln p_k)^2` in nats squared
-    /// (THEORY.md section 4b): `E[xi^2]` for the surprisal `xi = -ln p(Y)`.
+    /// (docs/THEORY.md section 4b): `E[xi^2]` for the surprisal `xi = -ln p(Y)`.
     /// O(n).
     ///
     /// # Examples
@@ -386,6 +396,27 @@ impl TokenDist {
     }
 }
 
+/// Divides every probability by `sum` when `sum` exceeds 1 by more than the
+/// rounding of an `n`-term sum (an excess the caller has already checked is
+/// within [`SUM_TOLERANCE`]), so that no accepted
+/// distribution gives the verifier more than probability 1 and the bounds of
+/// `docs/THEORY.md` section 4 keep their links. Log-probabilities are capped
+/// at 0 afterwards: the builder's heap relies on `ln p <= 0`. O(n).
+fn renormalise_excess(entries: &mut [(TokenId, f64, f64)], sum: f64) {
+    let rounding = entries.len() as f64 * f64::EPSILON;
+    if sum > 1.0 + rounding {
+        let log_sum = sum.ln();
+        for e in entries.iter_mut() {
+            e.1 = (e.1 / sum).min(1.0);
+            e.2 = (e.2 - log_sum).min(0.0);
+        }
+    } else {
+        for e in entries.iter_mut() {
+            e.2 = e.2.min(0.0);
+        }
+    }
+}
+
 fn check_lengths(tokens: &[TokenId], values: &[f64]) -> Result<()> {
     if tokens.len() != values.len() {
         return Err(Error::LengthMismatch {
@@ -438,6 +469,43 @@ mod tests {
         let d = TokenDist::from_probs(&[0.5, 0.5 + 1e-9]).unwrap();
         assert_eq!(d.tail_mass(), 0.0);
         assert!(d.is_complete());
+    }
+
+    /// Issue 12 item 2: an entry above 1 was clamped to 1 before the sum
+    /// check, so `[1.5]` and `[1e308]` were accepted as `[1.0]`.
+    #[test]
+    fn a_probability_above_one_is_refused_not_clamped() {
+        for probs in [&[1.5][..], &[1e308], &[1.0 + 2e-6], &[f64::MAX, f64::MAX]] {
+            assert!(
+                matches!(TokenDist::from_probs(probs), Err(Error::SumAboveOne { .. })),
+                "{probs:?}"
+            );
+        }
+        assert!(matches!(
+            TokenDist::from_token_logprobs(&[0, 1], &[1e-6, 0.0]),
+            Err(Error::SumAboveOne { .. })
+        ));
+    }
+
+    /// Issue 12 item 3: a sum within the tolerance above 1 is renormalised,
+    /// so no accepted distribution carries more than probability 1.
+    #[test]
+    fn a_sum_slightly_above_one_is_renormalised() {
+        let d = TokenDist::from_probs(&[0.5, 0.500_000_9]).unwrap();
+        assert!(
+            d.listed_mass() <= 1.0 + 2.0 * f64::EPSILON,
+            "{}",
+            d.listed_mass()
+        );
+        assert!((d.probs()[0] - 0.500_000_9 / 1.000_000_9).abs() < 1e-15);
+        assert!(d.log_probs().iter().all(|&lp| lp <= 0.0));
+        let single = TokenDist::from_token_logprobs(&[3], &[5e-7]).unwrap();
+        assert_eq!(single.probs(), &[1.0]);
+        assert!((-1e-15..=0.0).contains(&single.log_probs()[0]));
+        // An exact-by-construction sum that rounds a hair above 1 is kept.
+        let third = 1.0 / 3.0;
+        let kept = TokenDist::from_probs(&[third, third, third + 1e-16]).unwrap();
+        assert_eq!(kept.probs()[2], third);
     }
 
     #[test]

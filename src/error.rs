@@ -52,7 +52,7 @@ pub enum Error {
     SumAboveOne {
         /// The sum found.
         sum: f64,
-        /// The tolerance allowed ([`crate::dist::SUM_TOLERANCE`]).
+        /// The tolerance allowed ([`crate::SUM_TOLERANCE`]).
         tolerance: f64,
     },
     /// Probabilities summed to less than 1 where a full distribution is required.
@@ -62,7 +62,7 @@ pub enum Error {
     SumBelowOne {
         /// The sum found.
         sum: f64,
-        /// The tolerance allowed ([`crate::dist::SUM_TOLERANCE`]).
+        /// The tolerance allowed ([`crate::SUM_TOLERANCE`]).
         tolerance: f64,
     },
     /// All probabilities were zero.
@@ -166,6 +166,30 @@ pub enum Error {
         /// The value itself.
         seconds: f64,
     },
+    /// A verifier latency was positive but below [`crate::capacity::MIN_VERIFIER_SECONDS`]
+    /// (or zero): tokens per second would overflow to infinity and speedup ratios to NaN.
+    #[error("verifier latency {seconds:e} s at point {index} is below {min:e} s: tokens per second would overflow (is the unit seconds?)")]
+    LatencyTooSmall {
+        /// Row of the offending point (0-based, header excluded).
+        index: usize,
+        /// The value itself.
+        seconds: f64,
+        /// The floor.
+        min: f64,
+    },
+    /// A two-axis latency profile's batch sizes were zero or decreasing.
+    #[error("latency profile batch size {batch_size} at point {index} {reason}")]
+    LatencyBatchSize {
+        /// Row of the offending point (0-based, header excluded).
+        index: usize,
+        /// Its batch size.
+        batch_size: u64,
+        /// Why it is refused ("is 0", "follows 8").
+        reason: String,
+    },
+    /// Server acceptance metrics were missing, negative or inconsistent.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// A batch allocation's budget, minimums and caps cannot be met together.
     #[error("infeasible allocation: {0}")]
     InfeasibleAllocation(String),
@@ -210,13 +234,27 @@ pub enum Error {
         /// The limit (vocabulary or top-k size).
         limit: usize,
     },
+    /// A tree's root-to-node paths are too long in total for an output that
+    /// spells out every path (rank paths) or indents every node by its depth
+    /// (the CLI's text tree): their size grows with the square of the depth.
+    #[error(
+        "the tree's root-to-node paths hold {total} tokens in all, above the limit of {max} \
+         for rank paths and the text tree (their size grows with the square of the depth); \
+         write it as JSON or DOT instead"
+    )]
+    PathsTooLong {
+        /// The sum of the nodes' depths.
+        total: u64,
+        /// The limit, [`crate::format::MAX_TOTAL_PATH_LENGTH`].
+        max: u64,
+    },
     /// Input bytes were not UTF-8.
     #[error("input is not UTF-8 (invalid byte at offset {offset})")]
     NotUtf8 {
         /// Offset of the first invalid byte.
         offset: usize,
     },
-    /// An input file was larger than [`crate::input::MAX_INPUT_BYTES`].
+    /// An input file was larger than [`crate::MAX_INPUT_BYTES`].
     #[error("input of {bytes} bytes is above the limit of {max} bytes")]
     InputTooLarge {
         /// Size of the input.
@@ -232,7 +270,7 @@ pub enum Error {
         /// The `lambda` being enumerated.
         lambda: f64,
     },
-    /// A link of the certificate chain (THEORY.md section 4c) does not hold.
+    /// A link of the certificate chain (docs/THEORY.md section 4c) does not hold.
     #[error("certificate chain violated at {link}: {left} vs {right}")]
     ChainViolated {
         /// The link, e.g. `"E[X](T) <= OPT(P)"`.
@@ -253,9 +291,42 @@ pub enum Error {
     /// A trace cannot give a speed-of-light estimate (too short, zero entropy).
     #[error("trace refused: {0}")]
     TraceRefused(String),
+    /// No configuration of a server can use the capacity asked for.
+    #[error(
+        "no {server} configuration fills capacity {capacity}: at most {max} draft tokens ({why})"
+    )]
+    CapacityUnfillable {
+        /// The server's name.
+        server: &'static str,
+        /// The capacity asked for.
+        capacity: usize,
+        /// The most draft tokens any of its configurations uses.
+        max: u64,
+        /// The limits that bound it.
+        why: String,
+    },
     /// Reading an input failed.
     #[error("i/o error: {0}")]
     Io(String),
+    /// A size an input sets (a flag such as `--prompts` or `--tokens`) is
+    /// above its documented limit ([`crate::experiment::limits`]).
+    #[error("{what} {value} is above the limit of {max}")]
+    SizeAboveLimit {
+        /// What the size counts.
+        what: &'static str,
+        /// The size asked for.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// An input with no size known in advance (a pipe, a character device
+    /// such as `/dev/zero`) went on past [`crate::MAX_INPUT_BYTES`];
+    /// reading stopped there.
+    #[error("input is longer than the limit of {max} bytes")]
+    InputTooLong {
+        /// The limit.
+        max: u64,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, speclight::Error>`.

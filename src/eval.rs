@@ -1,4 +1,4 @@
-//! The DP evaluator: exact `E[X]` and the distribution of `X` (THEORY.md
+//! The DP evaluator: exact `E[X]` and the distribution of `X` (docs/THEORY.md
 //! section 2), plus a seeded Monte-Carlo simulation of the verification walk
 //! that the tests use as a second method.
 //!
@@ -11,6 +11,7 @@
 use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
+use crate::stats::{Estimate, MeanAccumulator};
 use crate::tree::DraftTree;
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -99,7 +100,9 @@ impl Evaluator {
     ) -> Result<Evaluation> {
         let n = tree.len();
         let parents = tree.parent_indices();
-        if let Some(bad) = (0..n).find(|&i| parents[i] != u32::MAX && parents[i] as usize >= i) {
+        // Node i's parent is valid iff it is the root (u32::MAX, which wraps
+        // to 0) or p + 1 <= i: one branch-free comparison per node.
+        if let Some(bad) = (0..n).find(|&i| parents[i].wrapping_add(1) as usize > i) {
             return Err(Error::InvalidTree {
                 node: bad,
                 reason: "parent does not come before the node".into(),
@@ -110,9 +113,7 @@ impl Evaluator {
         // sums: a product that underflows to 0 stands for a reach below
         // 1e-308, which no sum of at most MAX_CAPACITY nodes can notice).
         self.log_reach.clear();
-        self.log_reach.resize(n, f64::NEG_INFINITY);
         self.reach.clear();
-        self.reach.resize(n, 0.0);
         if verifier.is_context_free() {
             let dist = verifier.next(&[])?;
             let max_token = dist.tokens().iter().copied().max().unwrap_or(0) as usize;
@@ -124,21 +125,26 @@ impl Evaluator {
                 {
                     self.dense[t as usize] = (p, lp);
                 }
-                for (v, &token) in tree.tokens().iter().enumerate() {
+                // Written by extension, not into zeroed buffers: no memset.
+                for &token in tree.tokens() {
                     let (p, lp) = self
                         .dense
                         .get(token as usize)
                         .copied()
                         .unwrap_or((0.0, f64::NEG_INFINITY));
-                    self.reach[v] = p;
-                    self.log_reach[v] = lp;
+                    self.reach.push(p);
+                    self.log_reach.push(lp);
                 }
             } else {
-                for (v, &token) in tree.tokens().iter().enumerate() {
-                    (self.reach[v], self.log_reach[v]) = lookup(dist, token);
+                for &token in tree.tokens() {
+                    let (p, lp) = lookup(dist, token);
+                    self.reach.push(p);
+                    self.log_reach.push(lp);
                 }
             }
         } else {
+            self.log_reach.resize(n, f64::NEG_INFINITY);
+            self.reach.resize(n, 0.0);
             self.group_children(parents);
             for slot in 0..=n {
                 let kids = self.child_start[slot] as usize..self.child_start[slot + 1] as usize;
@@ -159,16 +165,20 @@ impl Evaluator {
         // Second pass, parents before children.
         let mut accept_at_least = vec![0.0; tree.max_depth() as usize];
         let mut expected = 0.0;
-        let depths = tree.depths();
+        // Slices of length n: the compiler drops the checks on index v.
+        let depths = &tree.depths()[..n];
+        let parents = &parents[..n];
+        let log_reach = &mut self.log_reach[..n];
+        let reach = &mut self.reach[..n];
         for v in 0..n {
             if parents[v] != u32::MAX {
                 let p = parents[v] as usize;
                 // -inf + finite stays -inf: an unreachable subtree adds 0, never NaN.
-                self.log_reach[v] += self.log_reach[p];
-                self.reach[v] *= self.reach[p];
+                log_reach[v] += log_reach[p];
+                reach[v] *= reach[p];
             }
-            expected += self.reach[v];
-            accept_at_least[depths[v] as usize - 1] += self.reach[v];
+            expected += reach[v];
+            accept_at_least[depths[v] as usize - 1] += reach[v];
         }
         Ok(Evaluation {
             expected_accepted: expected,
@@ -209,7 +219,7 @@ fn lookup(dist: &TokenDist, token: TokenId) -> (f64, f64) {
     })
 }
 
-/// Exact `E[X]` and `P(X >= k)` of `tree` under `verifier` (THEORY.md
+/// Exact `E[X]` and `P(X >= k)` of `tree` under `verifier` (docs/THEORY.md
 /// section 2). Allocates its buffers; see [`Evaluator`] to reuse them.
 ///
 /// # Errors
@@ -225,20 +235,17 @@ pub fn evaluate<M: NextTokenModel + ?Sized>(
 /// Result of [`monte_carlo`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonteCarlo {
-    /// Sample mean of `X`.
-    pub mean: f64,
-    /// Standard error of the mean.
-    pub std_err: f64,
+    /// Mean of `X` over the walks, with its standard error and interval.
+    pub accepted: Estimate,
     /// `histogram[k]` = number of walks that accepted exactly `k` tokens.
     pub histogram: Vec<u64>,
-    /// Number of walks.
-    pub samples: u64,
 }
 
-/// Simulates `samples` verification walks (THEORY.md section 1): sample the
-/// verifier's token at the root, descend while the tree has a child with that
-/// token. Seeded, so reruns agree. Time O(samples x depth x (k + |T|)): a
-/// test oracle, not a hot path.
+/// Simulates `samples` verification walks (docs/THEORY.md section 1,
+/// [`crate::walk`]): sample the verifier's token at the root, descend
+/// while the tree has a child with that token. A draw in a truncated
+/// verifier's tail ends the walk. Seeded, so reruns agree. Time
+/// O(samples x depth x (k + |T|)): a test oracle, not a hot path.
 ///
 /// # Errors
 ///
@@ -252,7 +259,7 @@ pub struct MonteCarlo {
 /// let tree = TreeBuilder::new(8)?.build_owned(&mut p)?;
 /// let exact = evaluate(&tree, &mut p)?.expected_accepted;
 /// let mc = monte_carlo(&tree, &mut p, 20_000, 7)?;
-/// assert!((mc.mean - exact).abs() < 5.0 * mc.std_err);
+/// assert!((mc.accepted.mean - exact).abs() < 5.0 * mc.accepted.std_error);
 /// # Ok::<(), speclight::Error>(())
 /// ```
 pub fn monte_carlo<M: NextTokenModel + ?Sized>(
@@ -269,35 +276,17 @@ pub fn monte_carlo<M: NextTokenModel + ?Sized>(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut histogram = vec![0u64; tree.max_depth() as usize + 1];
     let mut path = Vec::new();
-    let (mut sum, mut sum_sq) = (0.0, 0.0);
+    let mut moments = MeanAccumulator::new();
     for _ in 0..samples {
-        path.clear();
-        let mut at: Option<usize> = None;
-        while let Some(y) = verifier.next(&path)?.sample(&mut rng) {
-            match tree.children(at).find(|&c| tree.token(c) == y) {
-                Some(c) => {
-                    at = Some(c);
-                    path.push(y);
-                }
-                None => break,
-            }
-        }
-        let accepted = path.len();
-        histogram[accepted] += 1;
-        sum += accepted as f64;
-        sum_sq += (accepted * accepted) as f64;
+        tree.walk(
+            |_, path| Ok(verifier.next(path)?.sample(&mut rng)),
+            &mut path,
+        )?;
+        histogram[path.len()] += 1;
+        moments.push(path.len() as f64);
     }
-    let n = samples as f64;
-    let mean = sum / n;
-    let var = if samples > 1 {
-        ((sum_sq - n * mean * mean) / (n - 1.0)).max(0.0)
-    } else {
-        0.0
-    };
     Ok(MonteCarlo {
-        mean,
-        std_err: (var / n).sqrt(),
+        accepted: moments.estimate(),
         histogram,
-        samples,
     })
 }

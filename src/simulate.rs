@@ -1,4 +1,4 @@
-//! The end-to-end speculative decoding loop on real models (THEORY.md
+//! The end-to-end speculative decoding loop on real models (docs/THEORY.md
 //! section 1): build a draft tree from the drafter at the current text, walk
 //! it with tokens sampled from the verifier, append the accepted tokens and
 //! the bonus token, repeat.
@@ -12,56 +12,13 @@ use crate::build::{Frontier, TreeBuilder};
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
-use crate::model::{NextTokenModel, NgramModel};
+use crate::model::ContextModel;
+use crate::model::NextTokenModel;
+use crate::stats::{Estimate, MeanAccumulator};
 use crate::tree::DraftTree;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-/// A [`NextTokenModel`] whose root can be moved: `next(path)` answers for
-/// `context + path`.
-///
-/// # Examples
-///
-/// ```
-/// use speclight::simulate::ContextModel;
-/// use speclight::{NextTokenModel, NgramLm};
-/// let lm = NgramLm::train(b"abcabcabc", 3)?;
-/// let mut m = lm.model();
-/// m.set_context(&[97, 98])?; // "ab"
-/// assert_eq!(m.next(&[])?.tokens()[0], 99); // 'c'
-/// # Ok::<(), speclight::Error>(())
-/// ```
-pub trait ContextModel: NextTokenModel {
-    /// Sets the text that the draft tree hangs below.
-    ///
-    /// # Errors
-    ///
-    /// Model-specific, typically [`Error::Model`] for a token the model does
-    /// not know.
-    fn set_context(&mut self, context: &[TokenId]) -> Result<()>;
-}
-
-impl ContextModel for NgramModel<'_> {
-    /// Keeps the last `order - 1` tokens, which must be bytes. O(order).
-    fn set_context(&mut self, context: &[TokenId]) -> Result<()> {
-        let keep = self.lm().order() - 1;
-        let mut bytes = [0u8; crate::model::ngram::MAX_ORDER];
-        let tail = &context[context.len().saturating_sub(keep)..];
-        for (slot, &t) in bytes.iter_mut().zip(tail) {
-            *slot = u8::try_from(t)
-                .map_err(|_| Error::Model(format!("token {t} is not a byte (byte-level model)")))?;
-        }
-        self.set_context_bytes(&bytes[..tail.len()]);
-        Ok(())
-    }
-}
-
-impl<M: ContextModel + ?Sized> ContextModel for &mut M {
-    fn set_context(&mut self, context: &[TokenId]) -> Result<()> {
-        (**self).set_context(context)
-    }
-}
-
-/// The lossless verification walk of THEORY.md section 1 on one tree: sample
+/// The lossless verification walk of docs/THEORY.md section 1 on one tree: sample
 /// `y ~ p(. | context + accepted)`; descend into the child with token `y` if
 /// there is one, otherwise `y` is the bonus token. The accepted tokens are
 /// written into `accepted` (cleared first); the bonus token is returned.
@@ -77,7 +34,7 @@ impl<M: ContextModel + ?Sized> ContextModel for &mut M {
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use speclight::simulate::verify_walk;
+/// use speclight::verify_walk;
 /// use speclight::{Iid, TokenDist, TreeBuilder};
 /// let mut p = Iid::new(TokenDist::from_probs(&[1.0])?); // always token 0
 /// let tree = TreeBuilder::new(3)?.build_owned(&mut p)?; // the chain 0-0-0
@@ -96,23 +53,16 @@ where
     V: NextTokenModel + ?Sized,
     R: Rng + ?Sized,
 {
-    accepted.clear();
-    let mut at: Option<usize> = None;
-    loop {
-        let y = verifier.next(accepted)?.sample(rng).ok_or_else(|| {
-            Error::Model(
-                "the verifier's draw fell in its truncated tail: verify with a complete distribution"
-                    .into(),
-            )
-        })?;
-        match tree.children(at).find(|&c| tree.token(c) == y) {
-            Some(c) => {
-                at = Some(c);
-                accepted.push(y);
-            }
-            None => return Ok(y),
-        }
-    }
+    let end = tree.walk(
+        |_, accepted| verifier.next(accepted).map(|d| d.sample(rng)),
+        accepted,
+    )?;
+    end.bonus.ok_or_else(|| {
+        Error::Model(
+            "the verifier's draw fell in its truncated tail: verify with a complete distribution"
+                .into(),
+        )
+    })
 }
 
 /// Plain autoregressive sampling of `len` tokens from `model` after `prompt`
@@ -128,7 +78,7 @@ where
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use speclight::{simulate::sample_text, NgramLm};
+/// use speclight::{sample_text, NgramLm};
 /// let lm = NgramLm::train(b"abcabcabcabc", 3)?;
 /// let mut rng = StdRng::seed_from_u64(5);
 /// let text = sample_text(&mut lm.model(), &[97, 98], 10, &mut rng)?;
@@ -164,7 +114,7 @@ where
 /// # Examples
 ///
 /// ```
-/// let config = speclight::simulate::SimConfig { iterations: 100, seed: 7, with_dp: true };
+/// let config = speclight::SimConfig { iterations: 100, seed: 7, with_dp: true };
 /// assert_eq!(config.iterations, 100);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,12 +133,11 @@ pub struct SimConfig {
 pub struct DpAgreement {
     /// Mean over iterations of the DP's `E[X]` for the tree built there.
     pub mean_expected: f64,
-    /// Mean over iterations of `X_i - E[X_i]`.
-    pub mean_difference: f64,
-    /// Standard error of [`DpAgreement::mean_difference`]. The differences
-    /// are martingale increments (each has mean zero given the past), so the
-    /// usual i.i.d. formula applies even though the contexts are dependent.
-    pub std_err: f64,
+    /// Mean over iterations of `X_i - E[X_i]`, with its standard error. The
+    /// differences are martingale increments (each has mean zero given the
+    /// past), so the usual i.i.d. formula applies even though the contexts
+    /// are dependent.
+    pub difference: Estimate,
 }
 
 /// What [`simulate`] measured.
@@ -201,12 +150,10 @@ pub struct Simulation {
     pub output: Vec<TokenId>,
     /// `accept_histogram[k]` = iterations that accepted exactly `k` draft tokens.
     pub accept_histogram: Vec<u64>,
-    /// Mean accepted draft tokens per iteration, `mean X`.
-    pub mean_accepted: f64,
-    /// Standard error of the mean of `X` (i.i.d. formula: the iterations of
-    /// one text are weakly dependent through their contexts, so treat it
-    /// as approximate).
-    pub std_err: f64,
+    /// Mean accepted draft tokens per iteration, `mean X`, with its standard
+    /// error (i.i.d. formula: the iterations of one text are weakly dependent
+    /// through their contexts, so treat it as approximate).
+    pub accepted: Estimate,
     /// The paired comparison with the DP evaluator, when asked for.
     pub dp: Option<DpAgreement>,
 }
@@ -215,7 +162,7 @@ impl Simulation {
     /// Tokens per verifier pass: `1 + mean X` (the accepted tokens plus the
     /// bonus token).
     pub fn tokens_per_iteration(&self) -> f64 {
-        1.0 + self.mean_accepted
+        1.0 + self.accepted.mean
     }
 
     /// Normal-approximation confidence interval for tokens per iteration:
@@ -224,27 +171,16 @@ impl Simulation {
     /// # Examples
     ///
     /// ```
-    /// use speclight::simulate::Simulation;
+    /// use speclight::{stats::Estimate, Simulation};
     /// let s = Simulation { iterations: 4, output: vec![], accept_histogram: vec![2, 2],
-    ///     mean_accepted: 0.5, std_err: 0.25, dp: None };
+    ///     accepted: Estimate::from_mean_and_error(0.5, 0.25, 4), dp: None };
     /// assert_eq!(s.confidence_interval(2.0), (1.0, 2.0));
     /// ```
     pub fn confidence_interval(&self, z: f64) -> (f64, f64) {
         let mid = self.tokens_per_iteration();
-        (mid - z * self.std_err, mid + z * self.std_err)
+        let se = self.accepted.std_error;
+        (mid - z * se, mid + z * se)
     }
-}
-
-/// Mean and standard error of the mean from a sum and a sum of squares.
-fn mean_and_std_err(sum: f64, sum_sq: f64, n: usize) -> (f64, f64) {
-    let nf = n as f64;
-    let mean = sum / nf;
-    let var = if n > 1 {
-        ((sum_sq - nf * mean * mean) / (nf - 1.0)).max(0.0)
-    } else {
-        0.0
-    };
-    (mean, (var / nf).sqrt())
 }
 
 /// Runs `config.iterations` rounds of speculative decoding after `prompt`:
@@ -264,7 +200,7 @@ fn mean_and_std_err(sum: f64, sum_sq: f64, n: usize) -> (f64, f64) {
 /// # Examples
 ///
 /// ```
-/// use speclight::simulate::{simulate, SimConfig};
+/// use speclight::{simulate, SimConfig};
 /// use speclight::{NgramLm, TreeBuilder};
 /// let text = b"the quick brown fox jumps over the lazy dog. ".repeat(20);
 /// let verifier_lm = NgramLm::train(&text, 4)?;
@@ -305,8 +241,8 @@ where
     let mut text = prompt.to_vec();
     let mut accepted = Vec::new();
     let mut histogram: Vec<u64> = Vec::new();
-    let (mut sum, mut sum_sq) = (0.0, 0.0);
-    let (mut dp_sum, mut diff_sum, mut diff_sq) = (0.0, 0.0, 0.0);
+    let mut moments = MeanAccumulator::new();
+    let (mut dp_sum, mut differences) = (0.0, MeanAccumulator::new());
     for _ in 0..config.iterations {
         drafter.set_context(&text)?;
         let tree = builder.build(drafter)?;
@@ -319,36 +255,27 @@ where
         let bonus = verify_walk(tree, verifier, &mut rng, &mut accepted)?;
         text.extend_from_slice(&accepted);
         text.push(bonus);
-        if let Some(expected) = expected {
-            let diff = accepted.len() as f64 - expected;
-            dp_sum += expected;
-            diff_sum += diff;
-            diff_sq += diff * diff;
-        }
         let x = accepted.len();
+        if let Some(expected) = expected {
+            dp_sum += expected;
+            differences.push(x as f64 - expected);
+        }
         if histogram.len() <= x {
             histogram.resize(x + 1, 0);
         }
         histogram[x] += 1;
-        sum += x as f64;
-        sum_sq += (x * x) as f64;
+        moments.push(x as f64);
     }
     let n = config.iterations;
-    let (mean_accepted, std_err) = mean_and_std_err(sum, sum_sq, n);
-    let dp = config.with_dp.then(|| {
-        let (mean_difference, std_err) = mean_and_std_err(diff_sum, diff_sq, n);
-        DpAgreement {
-            mean_expected: dp_sum / n as f64,
-            mean_difference,
-            std_err,
-        }
+    let dp = config.with_dp.then(|| DpAgreement {
+        mean_expected: dp_sum / n as f64,
+        difference: differences.estimate(),
     });
     Ok(Simulation {
         iterations: n,
         output: text.split_off(prompt.len()),
         accept_histogram: histogram,
-        mean_accepted,
-        std_err,
+        accepted: moments.estimate(),
         dp,
     })
 }
@@ -356,7 +283,7 @@ where
 #[cfg(all(test, feature = "corpora"))]
 mod tests {
     use super::*;
-    use crate::corpus::{load, Corpus};
+    use crate::experiment::corpus::{load, Corpus};
     use crate::model::NgramLm;
     use statrs::distribution::{ChiSquared, ContinuousCDF};
 
@@ -458,11 +385,15 @@ mod tests {
         let dp = sim.dp.unwrap();
         println!(
             "seed {seed}: simulated mean X {:.4} +- {:.4}, DP mean E[X] {:.4}, paired diff {:.4} +- {:.4}",
-            sim.mean_accepted, sim.std_err, dp.mean_expected, dp.mean_difference, dp.std_err
+            sim.accepted.mean,
+            sim.accepted.std_error,
+            dp.mean_expected,
+            dp.difference.mean,
+            dp.difference.std_error
         );
-        assert!(dp.std_err > 0.0);
-        assert!(dp.mean_difference.abs() < 4.0 * dp.std_err);
-        assert!((sim.mean_accepted - dp.mean_expected - dp.mean_difference).abs() < 1e-9);
+        assert!(dp.difference.std_error > 0.0);
+        assert!(dp.difference.mean.abs() < 4.0 * dp.difference.std_error);
+        assert!((sim.accepted.mean - dp.mean_expected - dp.difference.mean).abs() < 1e-9);
         // The output is exactly the accepted tokens plus one bonus per iteration.
         let tokens: u64 = sim
             .accept_histogram

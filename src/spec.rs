@@ -24,7 +24,7 @@ pub const MAX_SPEC_TOKENS: usize = 1 << 24;
 /// # Examples
 ///
 /// ```
-/// use speclight::spec::parse_dist;
+/// use speclight::parse_dist;
 /// assert_eq!(parse_dist("0.2,0.5")?.tokens(), &[1, 0]);
 /// assert_eq!(parse_dist("zipf:1.1:32")?.len(), 32);
 /// assert!(parse_dist("geometric:0.5:0").is_err());
@@ -100,9 +100,11 @@ fn from_file(path: &str) -> Result<TokenDist> {
         tokens: Vec<TokenId>,
         probs: Vec<f64>,
     }
-    let io = |e: std::io::Error| Error::Parse(format!("cannot read {path}: {e}"));
-    crate::input::check_size(std::fs::metadata(path).map_err(io)?.len())?;
-    let bytes = std::fs::read(path).map_err(io)?;
+    // The i/o message stays a parse error, as it always was for `@FILE`.
+    let bytes = crate::input::read_limited(path).map_err(|e| match e {
+        Error::Io(message) => Error::Parse(message),
+        other => other,
+    })?;
     let text = crate::input::text(&bytes)?;
     let file: DistFile =
         serde_json::from_str(text).map_err(|e| Error::Parse(format!("{path}: {e}")))?;
@@ -151,5 +153,26 @@ mod tests {
             Err(Error::SumAboveOne { .. })
         ));
         assert!(matches!(parse_dist("NaN"), Err(Error::NotFinite { .. })));
+    }
+
+    /// Issue 12 items 2 and 5 through the `--dist` syntax.
+    #[test]
+    fn above_one_and_endless_files_are_refused() {
+        for s in ["1.5", "1e308", "0.5,0.500002"] {
+            assert!(
+                matches!(parse_dist(s), Err(Error::SumAboveOne { .. })),
+                "{s}"
+            );
+        }
+        #[cfg(all(unix, feature = "serde"))]
+        assert!(matches!(
+            parse_dist("@/dev/zero"),
+            Err(Error::InputTooLong { .. })
+        ));
+        #[cfg(feature = "serde")]
+        assert!(matches!(
+            parse_dist("@/no/such/file"),
+            Err(Error::Parse(m)) if m.starts_with("cannot read /no/such/file: ")
+        ));
     }
 }

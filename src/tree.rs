@@ -2,7 +2,7 @@
 //!
 //! The root (the current context) is implicit and not counted. Node `i`'s
 //! parent has an index below `i`, so one forward pass over the arrays visits
-//! every parent before its children: the DP evaluator (THEORY.md section 2)
+//! every parent before its children: the DP evaluator (docs/THEORY.md section 2)
 //! and every exporter rely on this. Arrays are kept separately (struct of
 //! arrays) because the hot loops read one field at a time.
 
@@ -17,7 +17,7 @@ const ROOT: u32 = u32::MAX;
 ///
 /// Each node stores its token, its depth (children of the root have depth 1)
 /// and the drafter's natural-log probability of the whole path from the root
-/// to it, `ln pi_q(v)` (THEORY.md section 3). Trees read from formats that
+/// to it, `ln pi_q(v)` (docs/THEORY.md section 3). Trees read from formats that
 /// carry no probabilities store `0.0` there; see [`DraftTree::has_draft_probs`].
 ///
 /// # Examples
@@ -329,6 +329,98 @@ impl DraftTree {
             }
         }
         Ok(())
+    }
+}
+
+/// Where a verification walk stopped (see [`walk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkEnd {
+    /// The deepest accepted node, `None` when nothing was accepted.
+    pub last: Option<usize>,
+    /// The verifier's token that no child carried (the bonus token), or
+    /// `None` when the verifier's draw named no token (fell in the unlisted
+    /// tail of a truncated distribution).
+    pub bonus: Option<TokenId>,
+}
+
+/// The one verification walk of `docs/THEORY.md` section 1, shared by the
+/// evaluator's Monte-Carlo check, the simulator and the serving walk:
+/// descend from the root; at each node ask `sample(node, accepted_tokens)`
+/// which token the verifier picks there (`node` is `None` at the root),
+/// follow the child `child(node, token)` that carries it, and stop at the
+/// first token no child carries. The accepted tokens are written into
+/// `accepted` (cleared first); the walk itself allocates nothing once
+/// `accepted` has room, so a server can reuse its buffers. The caller
+/// chooses how a child is found (a scan of the arena, or an index) and
+/// records the accepted nodes in `child` if it needs them.
+///
+/// Time O(X (c + s)) for `X` accepted tokens, `c` the cost of one `child`
+/// look-up and `s` of one `sample`; space O(X) in `accepted`.
+///
+/// # Errors
+///
+/// Whatever `sample` returns.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{walk, DraftTree};
+/// let mut t = DraftTree::new();
+/// let a = t.push(None, 5, -0.1)?;
+/// t.push(Some(a), 6, -0.2)?;
+/// let mut accepted = Vec::new();
+/// let end = t.walk(|_, path| Ok(Some([5, 6, 9][path.len()])), &mut accepted)?;
+/// assert_eq!((accepted.as_slice(), end.bonus), (&[5, 6][..], Some(9)));
+/// let end = walk(|_, _| None, |_, _| Ok(Some(5)), &mut accepted)?;
+/// assert_eq!((accepted.len(), end.last, end.bonus), (0, None, Some(5)));
+/// # Ok::<(), speclight::Error>(())
+/// ```
+pub fn walk<C, S>(mut child: C, mut sample: S, accepted: &mut Vec<TokenId>) -> Result<WalkEnd>
+where
+    C: FnMut(Option<usize>, TokenId) -> Option<usize>,
+    S: FnMut(Option<usize>, &[TokenId]) -> Result<Option<TokenId>>,
+{
+    accepted.clear();
+    let mut at = None;
+    loop {
+        let Some(y) = sample(at, accepted)? else {
+            return Ok(WalkEnd {
+                last: at,
+                bonus: None,
+            });
+        };
+        match child(at, y) {
+            Some(c) => {
+                at = Some(c);
+                accepted.push(y);
+            }
+            None => {
+                return Ok(WalkEnd {
+                    last: at,
+                    bonus: Some(y),
+                })
+            }
+        }
+    }
+}
+
+impl DraftTree {
+    /// [`walk`] on this tree, finding children by a scan of the arena:
+    /// O(X |T|) look-ups, fine for tests and simulations; a server indexes
+    /// the children instead (the serving walk).
+    ///
+    /// # Errors
+    ///
+    /// Whatever `sample` returns.
+    pub fn walk<S>(&self, sample: S, accepted: &mut Vec<TokenId>) -> Result<WalkEnd>
+    where
+        S: FnMut(Option<usize>, &[TokenId]) -> Result<Option<TokenId>>,
+    {
+        walk(
+            |at, y| self.children(at).find(|&c| self.token(c) == y),
+            sample,
+            accepted,
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-//! Batch allocation (THEORY.md section 3, "Batch allocation"): `B` requests,
+//! Batch allocation (docs/THEORY.md section 3, "Batch allocation"): `B` requests,
 //! each with its own next-token model, share one verifier pass of `N` draft
 //! tokens.
 //!
@@ -23,11 +23,12 @@
 //! runs the merged best-first, never past a request's cap. The test
 //! `brute_force_optimal_with_limits` checks this against enumeration.
 
+use crate::build::frontier::{LogKey, Scored};
 use crate::build::{check_capacity, TreeBuilder};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 
@@ -86,29 +87,15 @@ impl Allocation {
 }
 
 /// A request in the global heap, keyed by the bound on its next node; the
-/// lower request index wins ties, so allocations are deterministic.
-#[derive(Debug, Clone, Copy)]
-struct Queued {
-    key: f64,
-    request: u32,
-}
+/// lower request index wins ties (it is in the score), so allocations are
+/// deterministic.
+type Queued = Scored<(LogKey, Reverse<u32>), u32>;
 
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key
-            .total_cmp(&other.key)
-            .then(other.request.cmp(&self.request))
+/// The heap entry of request `request` whose next node has key at most `key`.
+fn queued(key: f64, request: u32) -> Queued {
+    Scored {
+        score: (LogKey::new(key), Reverse(request)),
+        item: request,
     }
 }
 
@@ -249,10 +236,7 @@ impl BatchAllocator {
             }
             used += state.tree().len();
             if let Some(key) = state.next_key_bound().filter(|_| l.max > 0) {
-                self.queue.push(Queued {
-                    key,
-                    request: i as u32,
-                });
+                self.queue.push(queued(key, i as u32));
             }
         }
         // Phase 2: the merged best-first over what is left of the budget.
@@ -260,14 +244,14 @@ impl BatchAllocator {
             let Some(mut top) = self.queue.peek_mut() else {
                 break;
             };
-            let i = top.request as usize;
+            let i = top.item as usize;
             let state = &mut self.states[i];
             if state.step(&mut models[i])? {
                 used += 1;
             }
             // Re-key the top in place (one sift-down instead of a pop and a push).
             match state.next_key_bound() {
-                Some(key) => top.key = key,
+                Some(key) => top.score.0 = LogKey::new(key),
                 None => {
                     PeekMut::pop(top);
                 }

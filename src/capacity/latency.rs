@@ -1,7 +1,12 @@
-//! Latency profiles: seconds as a function of a token count (THEORY.md
+//! Latency profiles: seconds as a function of a token count (docs/THEORY.md
 //! section 5), and the cost model of one speculative iteration.
 
 use crate::error::{Error, Result};
+
+/// The smallest verifier latency accepted, in seconds (1 ns). No forward
+/// pass is faster, and a smaller (e.g. subnormal, `1e-320`) time would make
+/// tokens per second overflow to infinity and every ratio NaN.
+pub const MIN_VERIFIER_SECONDS: f64 = 1e-9;
 
 /// A measured latency curve `T(n)`: seconds for one forward pass over `n`
 /// tokens, from points `(n_i, t_i)` with strictly increasing `n_i`.
@@ -193,12 +198,39 @@ impl LatencyProfile {
         Self::new(&points)
     }
 
+    /// Reads a profile file, JSON when its name ends in `.json` (any case),
+    /// CSV otherwise, at most the input limit
+    /// ([`crate::input::read_text_limited`]). O(file size).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] (naming the path), [`Error::InputTooLarge`],
+    /// [`Error::InputTooLong`], [`Error::NotUtf8`], and the errors of
+    /// [`LatencyProfile::from_json_str`] / [`LatencyProfile::from_csv_str`].
+    #[cfg(feature = "csv")]
+    pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        read_profile(path.as_ref(), Self::from_json_str, Self::from_csv_str)
+    }
+
     /// The measured points, in increasing token order.
     pub fn points(&self) -> impl ExactSizeIterator<Item = (u64, f64)> + '_ {
         self.tokens
             .iter()
             .copied()
             .zip(self.seconds.iter().copied())
+    }
+
+    /// Refuses a verifier profile with a point below [`MIN_VERIFIER_SECONDS`]
+    /// (named by its row).
+    pub(crate) fn check_verifier_floor(&self) -> Result<()> {
+        match self.seconds.iter().position(|&s| s < MIN_VERIFIER_SECONDS) {
+            Some(index) => Err(Error::LatencyTooSmall {
+                index,
+                seconds: self.seconds[index],
+                min: MIN_VERIFIER_SECONDS,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The largest token count measured.
@@ -246,7 +278,7 @@ impl LatencyProfile {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DraftCost {
     /// `T_d` seconds per sequential draft step: a tree of depth `d` costs
-    /// `d * T_d` (one drafter pass per level, THEORY.md section 5).
+    /// `d * T_d` (one drafter pass per level, docs/THEORY.md section 5).
     PerStep(f64),
     /// A latency profile over the width of a step: the step that drafts
     /// level `k` of the tree is charged `T_d(w_k)`, `w_k` the number of
@@ -285,7 +317,7 @@ impl DraftCost {
     }
 }
 
-/// The hardware side of THEORY.md section 5: verifier latency `T_v(n)`,
+/// The hardware side of docs/THEORY.md section 5: verifier latency `T_v(n)`,
 /// drafter cost and a fixed overhead `T_0` per iteration.
 ///
 /// # Examples
@@ -312,10 +344,12 @@ impl CostModel {
     /// # Errors
     ///
     /// [`Error::InvalidLatency`] for a negative, NaN or infinite `T_d` or
-    /// `T_0`, or if plain decoding would take no time (`T_v(0) + T_0 = 0`:
-    /// speedups would be undefined).
+    /// `T_0`; [`Error::LatencyTooSmall`] for a verifier point below
+    /// [`MIN_VERIFIER_SECONDS`] (a zero or subnormal time would make tokens
+    /// per second infinite and speedup ratios NaN).
     pub fn new(verifier: LatencyProfile, draft: DraftCost, overhead: f64) -> Result<Self> {
         draft.validate()?;
+        verifier.check_verifier_floor()?;
         if !(overhead.is_finite() && overhead >= 0.0) {
             return Err(Error::InvalidLatency {
                 index: 0,
@@ -356,7 +390,7 @@ impl CostModel {
         self.verifier.at(0) + self.overhead
     }
 
-    /// THEORY.md section 5:
+    /// docs/THEORY.md section 5:
     /// `tokens_per_second = (1 + E[X]) / (T_v(n) + draft_seconds + T_0)`,
     /// where `draft_seconds` is the drafter's cost of the tree
     /// ([`DraftCost::of_levels`]; `D * T_d` for a per-step cost).
@@ -364,10 +398,30 @@ impl CostModel {
         (1.0 + expected_accepted) / (self.verifier.at(n) + draft_seconds + self.overhead)
     }
 
-    /// THEORY.md section 5: `speedup = tokens_per_second * (T_v(0) + T_0)`,
+    /// docs/THEORY.md section 5: `speedup = tokens_per_second * (T_v(0) + T_0)`,
     /// the ratio to plain decoding (one token per pass over no draft tokens).
     pub fn speedup(&self, tokens_per_second: f64) -> f64 {
         tokens_per_second * self.plain_seconds()
+    }
+}
+
+/// A profile file parsed by `json` when its name ends in `.json` (any case),
+/// by `csv` otherwise, reading at most the input limit. Shared by the one-
+/// and two-axis profiles. O(file size).
+#[cfg(feature = "csv")]
+pub(crate) fn read_profile<T>(
+    path: &std::path::Path,
+    json: impl FnOnce(&str) -> Result<T>,
+    csv: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let text = crate::input::read_text_limited(path)?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        json(&text)
+    } else {
+        csv(&text)
     }
 }
 
@@ -454,6 +508,31 @@ mod tests {
             0.0
         )
         .is_err());
+    }
+
+    /// Issue 12 item 15: latencies of 1e-320 s gave inf tokens/s and NaN
+    /// ratios; now refused by name.
+    #[test]
+    fn subnormal_verifier_latency_is_refused_not_inf() {
+        let tiny = LatencyProfile::new(&[(0, 0.02), (8, 1e-320)]).unwrap();
+        assert_eq!(
+            CostModel::new(tiny, DraftCost::PerStep(0.0), 0.0),
+            Err(Error::LatencyTooSmall {
+                index: 1,
+                seconds: 1e-320,
+                min: MIN_VERIFIER_SECONDS
+            })
+        );
+        let all_tiny = LatencyProfile::constant(1e-320).unwrap();
+        assert!(matches!(
+            CostModel::new(all_tiny, DraftCost::PerStep(0.0), 0.0),
+            Err(Error::LatencyTooSmall { index: 0, .. })
+        ));
+        // At the floor every rate stays finite.
+        let floor = LatencyProfile::constant(MIN_VERIFIER_SECONDS).unwrap();
+        let cost = CostModel::new(floor, DraftCost::PerStep(0.0), 0.0).unwrap();
+        let tps = cost.tokens_per_second(1000.0, 1000, 0.0);
+        assert!(tps.is_finite() && cost.speedup(tps).is_finite());
     }
 
     #[cfg(feature = "csv")]

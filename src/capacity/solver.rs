@@ -1,4 +1,4 @@
-//! The verifier-capacity solver of THEORY.md section 5: tokens per second
+//! The verifier-capacity solver of docs/THEORY.md section 5: tokens per second
 //! and speedup for every capacity `n <= N` and depth limit `D <= D_max`, and
 //! the speed-of-light speedup no deterministic drafter can beat.
 
@@ -21,7 +21,7 @@ pub struct CapacityPoint {
     pub max_depth: u32,
     /// `E[X](n, D)` under the verifier.
     pub expected_accepted: f64,
-    /// THEORY.md section 5 ([`CostModel::tokens_per_second`]).
+    /// docs/THEORY.md section 5 ([`CostModel::tokens_per_second`]).
     pub tokens_per_second: f64,
     /// Over plain decoding ([`CostModel::speedup`]).
     pub speedup: f64,
@@ -60,7 +60,7 @@ pub struct Solution {
     pub table: Vec<CapacityPoint>,
 }
 
-/// Solves THEORY.md section 5 for one context.
+/// Solves docs/THEORY.md section 5 for one context.
 ///
 /// For each depth limit `D = 1..=D_max` it runs best-first **once** to `N`
 /// nodes. Best-first commits nodes in a fixed order, so the tree of `n`
@@ -103,6 +103,37 @@ pub struct CapacitySolver {
     max_depth: u32,
 }
 
+/// Checks the capacity x depth-limit table of a solver or scheduler and
+/// returns the depth limit clamped to `max_capacity` (a deeper limit is the
+/// same). O(1).
+///
+/// # Errors
+///
+/// [`Error::ZeroCapacity`], [`Error::CapacityTooLarge`], [`Error::ZeroDepth`],
+/// or [`Error::InvalidArgument`] when the table would exceed [`MAX_TABLE_ROWS`].
+pub(crate) fn check_table(max_capacity: usize, max_depth: u32) -> Result<u32> {
+    if max_capacity == 0 {
+        return Err(Error::ZeroCapacity);
+    }
+    if max_capacity > MAX_CAPACITY {
+        return Err(Error::CapacityTooLarge {
+            capacity: max_capacity,
+            max: MAX_CAPACITY,
+        });
+    }
+    if max_depth == 0 {
+        return Err(Error::ZeroDepth);
+    }
+    let max_depth = max_depth.min(u32::try_from(max_capacity).unwrap_or(u32::MAX));
+    let rows = max_capacity.saturating_mul(max_depth as usize);
+    if rows > MAX_TABLE_ROWS {
+        return Err(Error::InvalidArgument(format!(
+            "a table of {max_capacity} capacities x {max_depth} depth limits has {rows} rows, above {MAX_TABLE_ROWS}"
+        )));
+    }
+    Ok(max_depth)
+}
+
 impl CapacitySolver {
     /// A solver over capacities `1..=max_capacity` and depth limits
     /// `1..=max_depth` (a limit above `max_capacity` is the same as
@@ -114,25 +145,7 @@ impl CapacitySolver {
     /// [`Error::ZeroDepth`], or [`Error::InvalidArgument`] when the table
     /// would exceed [`MAX_TABLE_ROWS`].
     pub fn new(cost: CostModel, max_capacity: usize, max_depth: u32) -> Result<Self> {
-        if max_capacity == 0 {
-            return Err(Error::ZeroCapacity);
-        }
-        if max_capacity > MAX_CAPACITY {
-            return Err(Error::CapacityTooLarge {
-                capacity: max_capacity,
-                max: MAX_CAPACITY,
-            });
-        }
-        if max_depth == 0 {
-            return Err(Error::ZeroDepth);
-        }
-        let max_depth = max_depth.min(u32::try_from(max_capacity).unwrap_or(u32::MAX));
-        let rows = max_capacity.saturating_mul(max_depth as usize);
-        if rows > MAX_TABLE_ROWS {
-            return Err(Error::InvalidArgument(format!(
-                "a table of {max_capacity} capacities x {max_depth} depth limits has {rows} rows, above {MAX_TABLE_ROWS}"
-            )));
-        }
+        let max_depth = check_table(max_capacity, max_depth)?;
         Ok(Self {
             cost,
             max_capacity,
@@ -165,7 +178,7 @@ impl CapacitySolver {
 
     /// Solves with trees built from `drafter` and valued under `verifier`.
     /// The speed of light uses the verifier's own best-first tree (the
-    /// oracle), which bounds every deterministic drafter (THEORY.md 4a).
+    /// oracle), which bounds every deterministic drafter (docs/THEORY.md 4a).
     ///
     /// # Errors
     ///
@@ -246,7 +259,7 @@ impl CapacitySolver {
     }
 }
 
-/// The speed-of-light speedup (THEORY.md section 5): maximise over
+/// The speed-of-light speedup (docs/THEORY.md section 5): maximise over
 /// `n = 1..=max_capacity`
 ///
 /// `speedup = (1 + min(bound(n), n)) / (T_v(n) + T_0) * (T_v(0) + T_0)`,
@@ -255,8 +268,8 @@ impl CapacitySolver {
 /// certified upper bound and a free drafter. `bound(n)` must bound `E[X]`
 /// of every tree of `n` nodes; it is capped by the trivial bound `n`. The
 /// solver passes the oracle `OPT(n)` under the verifier (exact for
-/// deterministic drafters by the dual certificate, THEORY.md 4a); any other
-/// certified source, such as a closed-form renewal bound (THEORY.md 4b) or a
+/// deterministic drafters by the dual certificate, docs/THEORY.md 4a); any other
+/// certified source, such as a closed-form renewal bound (docs/THEORY.md 4b) or a
 /// trace estimate (4d) when the verifier cannot be queried, plugs in here.
 /// Time O(N) bound calls.
 ///

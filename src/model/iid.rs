@@ -3,7 +3,7 @@ use crate::error::Result;
 use crate::model::NextTokenModel;
 
 /// The same next-token distribution after every prefix (the i.i.d. model of
-/// THEORY.md section 4b with a point-mass environment).
+/// docs/THEORY.md section 4b with a point-mass environment).
 ///
 /// # Examples
 ///

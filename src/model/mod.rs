@@ -1,17 +1,19 @@
-//! Next-token models: the drafter's `q` and the verifier's `p` of THEORY.md
+//! Next-token models: the drafter's `q` and the verifier's `p` of docs/THEORY.md
 //! section 1.
 //!
 //! A model answers one question: the distribution of the next token after a
 //! path of draft tokens below the current context. The builder asks it only
-//! for nodes it must expand (THEORY.md section 3), the evaluator once per
+//! for nodes it must expand (docs/THEORY.md section 3), the evaluator once per
 //! internal node (section 2).
 
+mod context;
 mod iid;
 pub mod ngram;
 mod positional;
 mod positional_by_depth;
 mod random_env;
 
+pub use context::ContextModel;
 pub use iid::Iid;
 pub use ngram::{NgramLm, NgramModel};
 pub use positional::Positional;

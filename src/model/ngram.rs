@@ -1,5 +1,5 @@
 //! Byte-level n-gram language models with interpolated Kneser-Ney smoothing:
-//! the real verifier `p` and drafter `q` of THEORY.md section 1 when no LLM
+//! the real verifier `p` and drafter `q` of docs/THEORY.md section 1 when no LLM
 //! weights are at hand.
 //!
 //! [`NgramLm`] holds the trained counts (immutable, shared); [`NgramModel`]
@@ -705,8 +705,8 @@ mod tests {
     fn heldout_entropy_is_sensible_and_falls_with_the_order() {
         // 200 KB of training text and 20 KB of held-out text keep this fast
         // in debug mode; the full-size figures are in the README.
-        for corpus in crate::corpus::Corpus::ALL {
-            let text = crate::corpus::load(corpus).unwrap();
+        for corpus in crate::experiment::corpus::Corpus::ALL {
+            let text = crate::experiment::corpus::load(corpus).unwrap();
             let heldout = &text.heldout[..20_000];
             let bits = |order: usize| {
                 let lm = NgramLm::train(&text.train[..200_000], order).unwrap();

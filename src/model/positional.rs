@@ -2,7 +2,7 @@ use crate::dist::{TokenDist, TokenId, SUM_TOLERANCE};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 
-/// Positional-acceptance model for static trees (THEORY.md section 3).
+/// Positional-acceptance model for static trees (docs/THEORY.md section 3).
 ///
 /// `a_k` is the probability that the verifier's token equals the drafter's
 /// `k`-th ranked candidate, whatever the position. A token here *is* a rank:

@@ -2,7 +2,7 @@ use crate::dist::{TokenDist, TokenId, SUM_TOLERANCE};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 
-/// Per-depth positional-acceptance model for static trees (THEORY.md
+/// Per-depth positional-acceptance model for static trees (docs/THEORY.md
 /// section 3, with one acceptance vector per depth).
 ///
 /// Row `d` (0-based) is the acceptance vector `a[d][k]` used for the children

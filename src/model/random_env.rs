@@ -31,7 +31,7 @@ pub enum EnvFamily {
     },
 }
 
-/// Random-environment model (THEORY.md section 4b): the distribution at each
+/// Random-environment model (docs/THEORY.md section 4b): the distribution at each
 /// node is an i.i.d. draw from an [`EnvFamily`].
 ///
 /// The draw at a node is a pure function of the seed and the node's path, so
@@ -316,7 +316,7 @@ mod tests {
         assert!(RandomEnv::zipf(4, -1.0, 1.0, 0).is_err());
     }
 
-    /// THEORY.md section 4b holds in a random environment: the mean of
+    /// docs/THEORY.md section 4b holds in a random environment: the mean of
     /// OPT(P) over independent environments stays below (B1). The check is
     /// conservative on both sides: the upper end of OPT's 95% interval
     /// against (B1) at the least favourable end of the moment intervals.

@@ -1,7 +1,7 @@
 //! Acceptance estimation: `a[d][k]`, how often the verifier's token at depth
 //! `d` is the drafter's rank-`k` candidate, with Wilson score intervals.
 
-use super::reader::Group;
+use super::paired::Group;
 use crate::error::{Error, Result};
 use crate::model::PositionalByDepth;
 
@@ -67,7 +67,7 @@ impl AcceptanceMatrix {
     }
 
     /// `E[X]` of a rank tree under this matrix's point estimates:
-    /// `sum_v prod_j a[j][rank_j]` (THEORY.md sections 2-3), 0 beyond the
+    /// `sum_v prod_j a[j][rank_j]` (`docs/THEORY.md` sections 2-3), 0 beyond the
     /// counted depths. O(nodes).
     ///
     /// # Examples
@@ -182,7 +182,7 @@ impl AcceptanceMatrix {
 ///   throughout), so the marginal rate underestimates deep levels.
 ///
 /// With `a` the conditional matrix, the per-depth positional model predicts
-/// `pi(v) = prod_j a[j][rank_j]` (THEORY.md section 3); this is exact when
+/// `pi(v) = prod_j a[j][rank_j]` (`docs/THEORY.md` section 3); this is exact when
 /// the rank at each depth is independent of the earlier ranks given that
 /// they matched.
 ///

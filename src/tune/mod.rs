@@ -5,16 +5,17 @@
 //! the verifier's own continuation) and the token the verifier produced
 //! there. From that *paired trace* this module
 //!
-//! 1. reads and validates it in streaming fashion ([`TraceReader`],
+//! 1. reads and validates it in streaming fashion (the paired trace lives
+//!    in `tune/paired/`, apart from the verifier trace of [`crate::trace`]) ([`TraceReader`],
 //!    [`validate`]): every bad line is reported by its 1-based number;
 //! 2. estimates the acceptance matrix `a[d][k]` with Wilson intervals
 //!    ([`AcceptanceEstimator`]) in O(depth x top-k) memory;
 //! 3. chooses the best static tree per capacity, best-first over the
-//!    per-depth positional model ([`crate::PositionalByDepth`], THEORY.md
-//!    section 3), and the capacity and depth with the solver (section 5);
+//!    per-depth positional model ([`crate::PositionalByDepth`], `docs/THEORY.md`
+//!    section 3), and the capacity and depth with the solver (`docs/THEORY.md` section 5);
 //! 4. measures the chosen trees and the baselines (chain, k-ary,
 //!    EAGLE-style dynamic) on held-out sequences ([`tune`]), next to the
-//!    trace speed of light (THEORY.md 4d) when `target_logprob` is recorded.
+//!    trace speed of light (`docs/THEORY.md` section 4d) when `target_logprob` is recorded.
 //!
 //! # Format and ordering
 //!
@@ -38,21 +39,28 @@
 //! ```
 
 mod acceptance;
+mod config;
+mod estimation;
+mod measurement;
+mod paired;
 mod policy;
-mod reader;
-mod record;
-mod synth;
+mod prediction;
+mod report;
+mod selection;
+mod speed_of_light;
 mod tuner;
-mod writer;
 
 pub use acceptance::{wilson_interval, AcceptanceEstimator, AcceptanceMatrix, Z95};
-pub use policy::{chain_tree, kary_tree, DynamicBestFirst, EagleTree, RankTree};
-pub use reader::{validate, Group, TraceReader, ValidationReport, DEFAULT_MAX_LINE_BYTES};
-pub use record::{TraceRecord, MAX_TOP_K, MAX_TRACE_DEPTH};
-pub use synth::SyntheticTrace;
-pub use tuner::{
-    predict, tune, CapacityChoice, CapacityResult, ChosenTree, Curve, Interval, Measurement,
-    PolicyResult, Prediction, SpeedupCell, Split, TuneConfig, TuneReport, Versus, DYNAMIC_NAME,
-    MAX_SPEED_OF_LIGHT_TOKENS, MAX_TUNE_CAPACITY,
+pub use config::{Split, TuneConfig, MAX_TUNE_CAPACITY};
+pub use measurement::Measurement;
+pub use paired::{
+    validate, write_paired_sequence, Group, SequenceShape, SyntheticTrace, TraceReader,
+    TraceRecord, ValidationReport, DEFAULT_MAX_LINE_BYTES, MAX_SEQUENCE_POSITIONS, MAX_TOP_K,
+    MAX_TRACE_DEPTH,
 };
-pub use writer::{write_paired_sequence, SequenceShape};
+pub use policy::{chain_tree, kary_tree, DynamicBestFirst, EagleTree, Policy, RankTree};
+pub use prediction::{predict, Curve, Interval, Prediction};
+pub use report::{CapacityResult, ChosenTree, PolicyResult, TuneReport, Versus};
+pub use selection::{CapacityChoice, SpeedupCell};
+pub use speed_of_light::MAX_SPEED_OF_LIGHT_TOKENS;
+pub use tuner::tune;

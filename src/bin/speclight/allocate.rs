@@ -1,5 +1,5 @@
 //! `speclight allocate`: split one verifier pass of N draft tokens among a
-//! batch of requests (THEORY.md section 3, "Batch allocation").
+//! batch of requests (docs/THEORY.md section 3, "Batch allocation").
 
 use crate::common::{emit, load_dist};
 use anyhow::{bail, Context, Result};

@@ -3,10 +3,9 @@
 
 use crate::common::{emit, load_dist};
 use anyhow::{Context, Result};
+use speclight::bound::trace::{estimate, TraceBound, DEFAULT_BLOCKS};
 use speclight::bound::{Certificate, CheckOptions, DualOptions, Moments, DEFAULT_NODE_LIMIT};
-use speclight::trace::{read_jsonl, ReadLimits, Trace};
-use speclight::trace_bound::{estimate, TraceBound, DEFAULT_BLOCKS};
-use speclight::trace_io::{looks_like_openai_json, read_openai};
+use speclight::trace::ReadLimits;
 use speclight::{Iid, TreeBuilder};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -27,8 +26,8 @@ pub struct Args {
     dist: Option<String>,
     /// JSONL trace sampled from the verifier: `{"token": id, "logprob": x}`
     /// per line, `{"end": true}` between sequences; or OpenAI-compatible
-    /// logprobs JSON (`choices[].logprobs.content[]`), told apart by the
-    /// first line (`{` alone, `[`, or an object with `choices`).
+    /// logprobs JSON (`choices[].logprobs.content[]`), told apart by content
+    /// (an array, or an object whose first key is not a JSONL record's).
     #[arg(long)]
     trace: Option<PathBuf>,
     /// Capacity P: the number of draft tokens the verifier checks in one pass.
@@ -103,7 +102,7 @@ fn from_dist(spec: &str, args: &Args) -> Result<()> {
         }
         serde_json::to_string_pretty(&doc)? + "\n"
     } else {
-        crate::check::render(&cert)
+        cert.to_string()
     };
     emit(args.out.as_deref(), &text)?;
     cert.verdict().context("not certified")?;
@@ -117,12 +116,8 @@ fn from_trace(path: &Path, args: &Args) -> Result<()> {
         max_records: args.max_records,
         ..ReadLimits::default()
     };
-    let trace = if is_openai_json(path) {
-        read_openai_file(path)?
-    } else {
-        read_jsonl(std::io::BufReader::new(file), &limits)
-            .with_context(|| path.display().to_string())?
-    };
+    let trace = speclight::trace::read(std::io::BufReader::new(file), &limits)
+        .with_context(|| path.display().to_string())?;
     let bound =
         estimate(&trace, args.capacity, args.blocks).with_context(|| path.display().to_string())?;
     let text = if args.json {
@@ -131,31 +126,6 @@ fn from_trace(path: &Path, args: &Args) -> Result<()> {
         render_trace(&bound)
     };
     emit(args.out.as_deref(), &text)
-}
-
-/// Whether the file is OpenAI-compatible logprobs JSON, judged by its first
-/// non-blank line. Unreadable files count as JSONL, whose reader then names
-/// the problem.
-fn is_openai_json(path: &Path) -> bool {
-    use std::io::BufRead;
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut lines = std::io::BufReader::new(std::io::Read::take(file, 1 << 20)).lines();
-    match lines.find(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty())) {
-        Some(Ok(line)) => looks_like_openai_json(&line),
-        _ => false,
-    }
-}
-
-/// Reads a whole OpenAI logprobs file (size-checked, UTF-8) into a trace.
-fn read_openai_file(path: &Path) -> Result<Trace> {
-    let name = || path.display().to_string();
-    let len = std::fs::metadata(path).with_context(name)?.len();
-    speclight::input::check_size(len).with_context(name)?;
-    let bytes = std::fs::read(path).with_context(name)?;
-    let text = speclight::input::text(&bytes).with_context(name)?;
-    Ok(read_openai(text).with_context(name)?.trace)
 }
 
 fn render_trace(b: &TraceBound) -> String {
@@ -180,5 +150,13 @@ fn render_trace(b: &TraceBound) -> String {
         "windows that ran off the end of their sequence: {} of {}",
         b.windows_off_end, b.evaluation_starts
     );
+    if b.windows_past_longest > 0 {
+        let _ = writeln!(
+            s,
+            "windows still below -ln lambda at the longest sequence: {} (levels beyond it are \
+             not estimated: record longer sequences)",
+            b.windows_past_longest
+        );
+    }
     s
 }

@@ -1,25 +1,37 @@
-//! `speclight check`: certify a given tree against the speed of light.
+//! `speclight check`: certify a given tree against the speed of light, and
+//! certify that it is the best-first tree of its drafter.
 
-use crate::common::{load_dist, load_tree};
-use anyhow::{Context, Result};
-use speclight::bound::{Certificate, CheckOptions, DualOptions, DEFAULT_NODE_LIMIT};
+use crate::common::{load_dist, TreeUnderVerifier};
+use anyhow::Result;
+use speclight::bound::{
+    certify_best_first, Certificate, CheckOptions, DualOptions, Optimality, DEFAULT_NODE_LIMIT,
+};
 use speclight::Iid;
-use std::fmt::Write;
-use std::path::PathBuf;
+use std::io::Write;
+
+/// Exit code when the bound chain fails (a tree above the capacity, or a bug).
+pub const EXIT_NOT_CERTIFIED: i32 = 3;
+/// Exit code when the chain holds but the tree is not the best-first tree of
+/// its drafter.
+pub const EXIT_NOT_OPTIMAL: i32 = 4;
 
 /// Check a tree (the JSON of `speclight build --format json`) against the
-/// certificate chain E[X](T) <= OPT(P) = U(lambda*) <= B2 <= B1 <= paper bound.
-/// Exits 0 only when every link holds.
+/// certificate chain E[X](T) <= OPT(P) = U(lambda*) <= B2 <= B1 <= paper bound,
+/// and check that it is optimal for its drafter (min pi over the tree >= max
+/// pi over its boundary), with its gap to OPT(P) under the verifier.
+///
+/// Exit codes: 0 both verdicts hold; 1 bad input; 2 bad arguments; 3 the
+/// bound chain fails; 4 the chain holds but the tree is not optimal for its
+/// drafter.
 ///
 /// Example: speclight check --tree tree.json --verifier 0.5,0.3,0.2 --capacity 64
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Tree file in the JSON schema of `speclight build --format json`.
+    #[command(flatten)]
+    input: TreeUnderVerifier,
+    /// Drafter distribution the tree was built from (default: the verifier).
     #[arg(long)]
-    tree: PathBuf,
-    /// Verifier distribution: `0.5,0.3,0.2`, `zipf:S:N`, `geometric:R:N` or `@FILE.json`.
-    #[arg(long)]
-    verifier: String,
+    drafter: Option<String>,
     /// Capacity P the tree must fit.
     #[arg(long)]
     capacity: usize,
@@ -35,8 +47,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let tree = load_tree(&args.tree)?;
-    let mut verifier = Iid::new(load_dist("verifier", &args.verifier)?);
+    let (tree, verifier) = args.input.load()?;
+    let mut verifier = Iid::new(verifier);
+    let mut drafter = match &args.drafter {
+        Some(spec) => Iid::new(load_dist("drafter", spec)?),
+        None => verifier.clone(),
+    };
     let opts = CheckOptions {
         dual: DualOptions::default()
             .with_max_depth(args.max_depth)
@@ -44,84 +60,64 @@ pub fn run(args: Args) -> Result<()> {
         ..CheckOptions::default()
     };
     let cert = Certificate::compute(&tree, &mut verifier, args.capacity, &opts)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&cert)?);
+    let optimality = certify_best_first(&tree, &mut drafter, args.capacity, args.max_depth)?;
+    // E[X](T) <= OPT(P): a negative gap is rounding (the chain reports a real one).
+    let gap = (cert.optimal_expected_accepted - cert.tree_expected_accepted).max(0.0);
+    let who = if args.drafter.is_some() {
+        "drafter"
     } else {
-        print!("{}", render(&cert));
+        "drafter (the verifier)"
+    };
+    if args.json {
+        let doc = JsonReport {
+            certificate: &cert,
+            optimality,
+            gap_to_opt: gap,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{cert}{}", render_optimality(&optimality, gap, who));
     }
-    cert.verdict().context("not certified")?;
+    let _ = std::io::stdout().flush();
+    if let Err(e) = cert.verdict() {
+        eprintln!("speclight: error: not certified: {e}");
+        std::process::exit(EXIT_NOT_CERTIFIED);
+    }
+    if !optimality.optimal {
+        eprintln!(
+            "speclight: error: not optimal: the tree is not the best-first tree of its {who} \
+             (gap to OPT(P) under the verifier {gap:.6})"
+        );
+        std::process::exit(EXIT_NOT_OPTIMAL);
+    }
     Ok(())
 }
 
-/// The certificate as text: every number, every link, the verdict.
-pub fn render(cert: &Certificate) -> String {
-    let mut s = String::new();
-    let depth = cert.max_depth.map_or("none".into(), |d| d.to_string());
-    let _ = writeln!(s, "capacity P = {}, depth limit D = {depth}", cert.capacity);
-    match (cert.entropy, cert.second_log_moment) {
-        (Some(mu), Some(mu2)) => {
-            let _ = writeln!(
-                s,
-                "verifier entropy mu = {mu:.6} nats, second log-moment mu2 = {mu2:.6}"
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                s,
-                "closed forms not applicable (they need a complete i.i.d. verifier distribution)"
-            );
-        }
-    }
-    let _ = writeln!(
-        s,
-        "tree: {} nodes, E[X](T) = {:.6}",
-        cert.tree_nodes, cert.tree_expected_accepted
-    );
-    let _ = writeln!(s, "OPT(P)          = {:.6}", cert.optimal_expected_accepted);
-    let _ = writeln!(
-        s,
-        "U(lambda*)      = {:.6}  (lambda* = {:.6e})",
-        cert.dual_certificate, cert.lambda
-    );
-    let rows = [
-        ("B2 (renewal)   ", cert.renewal_bound_optimized),
-        ("B1 (renewal)   ", cert.renewal_bound),
-        ("paper bound    ", cert.paper_bound),
-    ];
-    for (name, b) in rows {
-        if let Some(b) = b {
-            match b.closed_form() {
-                Some(c) if c > b.cap() => {
-                    let _ = writeln!(s, "{name} = {:.6}  (closed form {c:.6}, capped)", b.value());
-                }
-                Some(_) => {
-                    let _ = writeln!(s, "{name} = {:.6}", b.value());
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "{name} = {:.6}  (entropy 0: no finite closed form, trivial cap min(P, D))",
-                        b.value()
-                    );
-                }
-            }
-        }
-    }
-    let _ = writeln!(s, "chain (relative tolerance {:e}):", cert.tolerance);
-    for l in &cert.links {
-        let _ = writeln!(
-            s,
-            "  [{}] {}: {:.9} vs {:.9}",
-            if l.holds { "ok" } else { "FAIL" },
-            l.link,
-            l.left,
-            l.right
-        );
-    }
-    let _ = writeln!(
-        s,
-        "certified: {}",
-        if cert.certified { "yes" } else { "no" }
-    );
-    s
+/// The JSON of `check`: the certificate's fields, in their order, then the
+/// second verdict.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    certificate: &'a Certificate,
+    optimality: Optimality,
+    gap_to_opt: f64,
+}
+
+/// The second verdict: best-first optimality under the drafter, and the gap
+/// to `OPT(P)` under the verifier.
+fn render_optimality(o: &Optimality, gap: f64, who: &str) -> String {
+    let full = if o.tree_nodes >= o.capacity {
+        format!("{} nodes = P", o.tree_nodes)
+    } else {
+        format!("{} nodes < P = {}", o.tree_nodes, o.capacity)
+    };
+    format!(
+        "best-first under the {who}: {full}, min ln pi over the tree = {:.6}, \
+         max ln pi over its boundary = {:.6}\n\
+         gap to OPT(P) under the verifier: {gap:.6}\n\
+         optimal for the {who}: {}\n",
+        o.min_tree_ln_pi,
+        o.max_boundary_ln_pi,
+        if o.optimal { "yes" } else { "no" }
+    )
 }

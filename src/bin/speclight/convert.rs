@@ -1,11 +1,11 @@
 //! `speclight convert`: a tree from one interchange format to another.
 
 use crate::common::{emit, rank_paths, read_text};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use speclight::format::{
-    from_rank_paths, medusa_choices_string, parse_medusa_choices, parse_vllm_tree, to_dot,
-    vllm_tree_string, TreeJson,
+    from_rank_paths, is_level_uniform, medusa_choices_string, parse_medusa_choices,
+    parse_vllm_tree, to_dot, vllm_tree_string, TreeJson,
 };
 use std::path::PathBuf;
 
@@ -26,7 +26,8 @@ pub struct Args {
     to: OutputFormat,
     /// Input file.
     file: PathBuf,
-    /// Refuse ranks at or above this top-k / vocabulary size (rank-path inputs).
+    /// Refuse ranks at or above this top-k / vocabulary size (rank-path inputs; for
+    /// `--to medusa` every output rank too, default 10: Medusa reads a fixed top-10).
     #[arg(long)]
     top_k: Option<usize>,
     /// Write to this file instead of stdout (atomically).
@@ -58,6 +59,9 @@ enum OutputFormat {
     Json,
 }
 
+/// Medusa's `TOPK` (FasterDecoding/Medusa `medusa/model/utils.py`).
+const MEDUSA_TOP_K: usize = 10;
+
 pub fn run(args: Args) -> Result<()> {
     let text = read_text(&args.file)?;
     let name = args.file.display().to_string();
@@ -68,8 +72,25 @@ pub fn run(args: Args) -> Result<()> {
     }
     .with_context(|| name.clone())?;
     let output = match args.to {
-        OutputFormat::Medusa => medusa_choices_string(&rank_paths(&tree)?) + "\n",
-        OutputFormat::Vllm => vllm_tree_string(&rank_paths(&tree)?) + "\n",
+        OutputFormat::Medusa => {
+            let paths = rank_paths(&tree)?;
+            let limit = args.top_k.unwrap_or(MEDUSA_TOP_K);
+            if let Some(path) = paths
+                .iter()
+                .find(|p| p.iter().any(|&r| r as usize >= limit))
+            {
+                let rank = path.iter().copied().max().unwrap_or(0);
+                bail!("{name}: rank {rank} in path {path:?} is not below --top-k {limit}: Medusa reads only its top {limit} candidates per node (rebuild with speclight build --max-rank {limit})");
+            }
+            medusa_choices_string(&paths) + "\n"
+        }
+        OutputFormat::Vllm => {
+            let paths = rank_paths(&tree)?;
+            if !is_level_uniform(&paths) {
+                bail!("{name}: the tree is not level-uniform, so vLLM would not draft it as written (its EAGLE proposer drafts the same top-ranked children below every node of a level): rebuild it with speclight build --level-uniform");
+            }
+            vllm_tree_string(&paths) + "\n"
+        }
         OutputFormat::Dot => to_dot(&tree),
         OutputFormat::Json => {
             serde_json::to_string_pretty(&TreeJson::from_tree(&tree, None, None))? + "\n"

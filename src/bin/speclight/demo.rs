@@ -8,13 +8,15 @@ use crate::common::emit;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
+use speclight::bound::trace::{estimate, TraceBound, DEFAULT_BLOCKS};
 use speclight::bound::{paper_bound, renewal_bound, renewal_bound_optimized};
 use speclight::capacity::{CapacitySolver, CostModel, DraftCost, LatencyProfile};
-use speclight::corpus::{load, Corpus};
-use speclight::trace_bound::{estimate, TraceBound, DEFAULT_BLOCKS};
-use speclight::workload::{
-    measure, solve_capacity, to_trace, WorkloadConfig, WorkloadReport, WorkloadSolution,
+use speclight::experiment::corpus::{load, Corpus};
+use speclight::experiment::limits::check_workload_size;
+use speclight::experiment::workload::{
+    measure, solve_capacity, WorkloadConfig, WorkloadReport, WorkloadSolution,
 };
+use speclight::trace::to_trace;
 use speclight::NgramLm;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -79,7 +81,7 @@ struct CorpusResult {
     corpus: Corpus,
     report: WorkloadReport,
     capacity: WorkloadSolution,
-    /// Trace speed of light per capacity (THEORY.md 4d).
+    /// Trace speed of light per capacity (docs/THEORY.md 4d).
     light: Vec<TraceBound>,
     /// (B2), (B1) and the published bound per capacity, from `mu`, `mu2` (4b, 4c).
     b2: Vec<f64>,
@@ -133,6 +135,14 @@ impl CorpusResult {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let sizes = (args.prompts, args.sequence_len, args.context_stride);
+    check_workload_size(
+        sizes.0,
+        sizes.1,
+        sizes.2,
+        WorkloadConfig::default().trace_top_k,
+    )
+    .context("--prompts, --sequence-len, --context-stride")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = WorkloadConfig {
         temperature: args.temperature,
@@ -260,9 +270,9 @@ fn table(args: &Args, results: &[CorpusResult]) -> String {
                 "{:>6} {:>7.3} ±{:<5.3} {:>7.3} ±{:<5.3} {:>7.3} [{:>6.3},{:>6.3}] {:>7.3} {:>7.3} {:>7.3}",
                 p,
                 r.drafter[i].mean,
-                r.drafter[i].std_err,
+                r.drafter[i].std_error,
                 r.oracle[i].mean,
-                r.oracle[i].std_err,
+                r.oracle[i].std_error,
                 light.mean,
                 light.ci_low,
                 light.ci_high,
@@ -277,12 +287,25 @@ fn table(args: &Args, results: &[CorpusResult]) -> String {
             .map(|b| b.windows_off_end)
             .max()
             .unwrap_or(0);
+        let past_longest: usize = res
+            .light
+            .iter()
+            .map(|b| b.windows_past_longest)
+            .max()
+            .unwrap_or(0);
         if off_end > 0 {
             let starts = res.light.first().map_or(1, |b| b.evaluation_starts.max(1));
+            // Each level is averaged over the windows that reach it, so windows
+            // that end early do not bias the estimate (docs/certificates.md).
             let _ = writeln!(
                 s,
-                "(up to {off_end} of {starts} trace windows ran off the end of their sequence: \
-                 the speed of light is biased low by at most that share)"
+                "(up to {off_end} of {starts} trace windows ended with their sequence: each level \
+                 of the speed of light is averaged over the windows that reach it{})",
+                if past_longest > 0 {
+                    format!("; {past_longest} still below the threshold at the longest sequence: record longer ones")
+                } else {
+                    String::new()
+                }
             );
         }
         let c = &res.capacity;

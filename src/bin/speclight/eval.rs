@@ -1,29 +1,24 @@
 //! `speclight eval`: the exact value of a given tree under a verifier.
 
-use crate::common::{load_dist, load_tree};
+use crate::common::TreeUnderVerifier;
 use anyhow::Result;
 use speclight::{evaluate, Iid};
-use std::path::PathBuf;
 
 /// Evaluate a tree (the JSON of `speclight build --format json`) under a verifier.
 ///
 /// Example: speclight eval --tree tree.json --verifier 0.6,0.3,0.1
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Tree file in the JSON schema of `speclight build --format json`.
-    #[arg(long)]
-    tree: PathBuf,
-    /// Verifier distribution: `0.5,0.3,0.2`, `zipf:S:N`, `geometric:R:N` or `@FILE.json`.
-    #[arg(long)]
-    verifier: String,
+    #[command(flatten)]
+    input: TreeUnderVerifier,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let tree = load_tree(&args.tree)?;
-    let mut verifier = Iid::new(load_dist("verifier", &args.verifier)?);
+    let (tree, verifier) = args.input.load()?;
+    let mut verifier = Iid::new(verifier);
     let value = evaluate(&tree, &mut verifier)?;
     if args.json {
         let doc = serde_json::json!({

@@ -8,12 +8,15 @@ mod check;
 mod common;
 mod convert;
 mod demo;
+mod deploy;
 mod eval;
 mod pair_trace;
 mod plot;
+mod schedule;
 mod solve;
 mod trace;
 mod tune;
+mod tune_metrics;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -40,6 +43,7 @@ enum Command {
     Tune(tune::Args),
     PairTrace(pair_trace::Args),
     Plot(plot::Args),
+    Deploy(deploy::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -56,10 +60,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tune(args) => tune::run(args),
         Command::PairTrace(args) => pair_trace::run(args),
         Command::Plot(args) => plot::run(args),
+        Command::Deploy(args) => deploy::run(args),
     }
 }
 
+/// Lets a closed stdout end the process as it ends `cat` or `yes`: killed by
+/// `SIGPIPE` (shell status 141), silently. Rust ignores `SIGPIPE`, which
+/// turns the first write after `| head` into a panic in `println!`; the
+/// default action is the one place that covers every command's output.
+#[cfg(unix)]
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: called first in `main`, before any other thread exists; it
+    // only restores the default disposition of one signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_closed_pipe() {}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

@@ -4,10 +4,11 @@
 use crate::common::{emit, read_text};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
+use plotters::coord::combinators::WithKeyPoints;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use speclight::format::TreeJson;
-use speclight::tune::{CapacityChoice, TuneReport};
+use speclight::tune::{CapacityChoice, Policy, TuneReport};
 use std::path::PathBuf;
 
 /// Draw a figure as SVG: E[X] against capacity per policy with the speed of light, the
@@ -133,21 +134,7 @@ const SOL_COLOR: RGBColor = RGBColor(40, 40, 40);
 /// and the trace speed of light (dashed, with its interval).
 pub fn curve_svg(report: &TuneReport) -> Result<String> {
     let max_cap = report.curves.first().map_or(1, |c| c.values.len()).max(2);
-    let mut y_max: f64 = 0.0;
-    for c in &report.curves {
-        y_max = y_max.max(c.values.iter().copied().fold(0.0, f64::max));
-    }
-    for r in &report.results {
-        for p in &r.policies {
-            if let Some(m) = p.measured {
-                y_max = y_max.max(m.accepted.hi);
-            }
-        }
-    }
-    for b in &report.speed_of_light {
-        y_max = y_max.max(b.estimate.ci_high);
-    }
-    let y_max = (y_max * 1.1).max(0.5);
+    let y_max = (curve_y_max(report) * 1.1).max(0.5);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
@@ -176,121 +163,8 @@ pub fn curve_svg(report: &TuneReport) -> Result<String> {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(plot_err)?;
-        let policies: Vec<String> = report
-            .results
-            .first()
-            .map(|r| r.policies.iter().map(|p| p.policy.clone()).collect())
-            .unwrap_or_default();
-        for (i, name) in policies.iter().enumerate() {
-            let color = POLICY_COLORS[i % POLICY_COLORS.len()];
-            let curve = report.curves.iter().find(|c| &c.policy == name);
-            if let Some(curve) = curve {
-                chart
-                    .draw_series(LineSeries::new(
-                        curve
-                            .values
-                            .iter()
-                            .enumerate()
-                            .map(|(n, &v)| ((n + 1) as f64, v)),
-                        color.stroke_width(2),
-                    ))
-                    .map_err(plot_err)?
-                    .label(format!("{name}: predicted (line), held-out (bars)"))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-            }
-            // Measured points, nudged sideways so that bars do not overlap.
-            let nudge = 1.0 + 0.035 * (i as f64 - 1.5);
-            let points: Vec<(f64, f64, f64, f64)> = report
-                .results
-                .iter()
-                .filter_map(|r| {
-                    let p = r.policies.get(i)?;
-                    let m = p.measured?;
-                    Some((
-                        r.capacity as f64 * nudge,
-                        m.accepted.mean,
-                        m.accepted.lo,
-                        m.accepted.hi,
-                    ))
-                })
-                .collect();
-            chart
-                .draw_series(
-                    points.iter().map(|&(x, y, lo, hi)| {
-                        ErrorBar::new_vertical(x, lo, y, hi, color.filled(), 8)
-                    }),
-                )
-                .map_err(plot_err)?;
-            let series = chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&(x, y, _, _)| Circle::new((x, y), 4, color.filled())),
-                )
-                .map_err(plot_err)?;
-            if curve.is_none() {
-                series
-                    .label(format!("{name}: held-out (dynamic, no model prediction)"))
-                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-            }
-        }
-        // The chosen tree may use a smaller depth limit than the curves
-        // (the solver's choice): ring its point and say so in the legend.
-        if let Some(row) = report
-            .results
-            .iter()
-            .find(|r| r.capacity == report.chosen.capacity)
-        {
-            if let Some(m) = row.policies.first().and_then(|p| p.measured) {
-                let nudge = 1.0 + 0.035 * (0.0 - 1.5);
-                let ring = POLICY_COLORS[0].stroke_width(2);
-                chart
-                    .draw_series([Circle::new(
-                        (row.capacity as f64 * nudge, m.accepted.mean),
-                        9,
-                        ring,
-                    )])
-                    .map_err(plot_err)?
-                    .label(format!(
-                        "chosen tree: n={}, depth limit {}",
-                        row.capacity, row.max_depth
-                    ))
-                    .legend(move |(x, y)| Circle::new((x + 10, y), 6, ring));
-            }
-        }
-        if !report.speed_of_light.is_empty() {
-            let pts: Vec<(f64, f64)> = report
-                .speed_of_light
-                .iter()
-                .map(|b| (b.capacity as f64, b.estimate.mean))
-                .collect();
-            chart
-                .draw_series(DashedLineSeries::new(
-                    pts.clone(),
-                    8,
-                    5,
-                    SOL_COLOR.stroke_width(2),
-                ))
-                .map_err(plot_err)?
-                .label("speed of light from the trace (THEORY 4d), 95% bars")
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], SOL_COLOR.stroke_width(2))
-                });
-            chart
-                .draw_series(report.speed_of_light.iter().map(|b| {
-                    ErrorBar::new_vertical(
-                        b.capacity as f64,
-                        b.estimate.ci_low,
-                        b.estimate.mean,
-                        b.estimate.ci_high,
-                        SOL_COLOR.filled(),
-                        8,
-                    )
-                }))
-                .map_err(plot_err)?;
-        }
+        draw_policies(&mut chart, report)?;
+        draw_chosen_and_speed_of_light(&mut chart, report)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
@@ -302,6 +176,160 @@ pub fn curve_svg(report: &TuneReport) -> Result<String> {
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// The chart of [`curve_svg`]: log capacity against `E[X]`.
+type CurveChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<WithKeyPoints<LogCoord<f64>>, RangedCoordf64>>;
+
+/// The largest value [`curve_svg`] draws: curves, measured upper ends and
+/// the speed of light's.
+fn curve_y_max(report: &TuneReport) -> f64 {
+    let mut y_max: f64 = 0.0;
+    for c in &report.curves {
+        y_max = y_max.max(c.values.iter().copied().fold(0.0, f64::max));
+    }
+    for r in &report.results {
+        for p in &r.policies {
+            if let Some(m) = p.measured {
+                y_max = y_max.max(m.accepted.hi);
+            }
+        }
+    }
+    for b in &report.speed_of_light {
+        y_max = y_max.max(b.estimate.ci_high);
+    }
+    y_max
+}
+
+/// Each policy's predicted curve (static policies) and held-out points
+/// with 95% bars, in the report's order and colours.
+fn draw_policies(chart: &mut CurveChart<'_, '_>, report: &TuneReport) -> Result<()> {
+    let policies: Vec<Policy> = report
+        .results
+        .first()
+        .map(|r| r.policies.iter().map(|p| p.policy).collect())
+        .unwrap_or_default();
+    for (i, name) in policies.iter().enumerate() {
+        let color = POLICY_COLORS[i % POLICY_COLORS.len()];
+        let curve = report.curves.iter().find(|c| &c.policy == name);
+        if let Some(curve) = curve {
+            chart
+                .draw_series(LineSeries::new(
+                    curve
+                        .values
+                        .iter()
+                        .enumerate()
+                        .map(|(n, &v)| ((n + 1) as f64, v)),
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_err)?
+                .label(format!("{name}: predicted (line), held-out (bars)"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        // Measured points, nudged sideways so that bars do not overlap.
+        let nudge = 1.0 + 0.035 * (i as f64 - 1.5);
+        let points: Vec<(f64, f64, f64, f64)> = report
+            .results
+            .iter()
+            .filter_map(|r| {
+                let p = r.policies.get(i)?;
+                let m = p.measured?;
+                Some((
+                    r.capacity as f64 * nudge,
+                    m.accepted.mean,
+                    m.accepted.lo,
+                    m.accepted.hi,
+                ))
+            })
+            .collect();
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(x, y, lo, hi)| ErrorBar::new_vertical(x, lo, y, hi, color.filled(), 8)),
+            )
+            .map_err(plot_err)?;
+        let series = chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(x, y, _, _)| Circle::new((x, y), 4, color.filled())),
+            )
+            .map_err(plot_err)?;
+        if curve.is_none() {
+            series
+                .label(format!("{name}: held-out (dynamic, no model prediction)"))
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        }
+    }
+    Ok(())
+}
+
+/// A ring on the chosen tree's point, and the trace speed of light with
+/// its interval.
+fn draw_chosen_and_speed_of_light(
+    chart: &mut CurveChart<'_, '_>,
+    report: &TuneReport,
+) -> Result<()> {
+    // The chosen tree may use a smaller depth limit than the curves
+    // (the solver's choice): ring its point and say so in the legend.
+    if let Some(row) = report
+        .results
+        .iter()
+        .find(|r| r.capacity == report.chosen.capacity)
+    {
+        if let Some(m) = row.policies.first().and_then(|p| p.measured) {
+            let nudge = 1.0 + 0.035 * (0.0 - 1.5);
+            let ring = POLICY_COLORS[0].stroke_width(2);
+            chart
+                .draw_series([Circle::new(
+                    (row.capacity as f64 * nudge, m.accepted.mean),
+                    9,
+                    ring,
+                )])
+                .map_err(plot_err)?
+                .label(format!(
+                    "chosen tree: n={}, depth limit {}",
+                    row.capacity, row.max_depth
+                ))
+                .legend(move |(x, y)| Circle::new((x + 10, y), 6, ring));
+        }
+    }
+    if !report.speed_of_light.is_empty() {
+        let pts: Vec<(f64, f64)> = report
+            .speed_of_light
+            .iter()
+            .map(|b| (b.capacity as f64, b.estimate.mean))
+            .collect();
+        chart
+            .draw_series(DashedLineSeries::new(
+                pts.clone(),
+                8,
+                5,
+                SOL_COLOR.stroke_width(2),
+            ))
+            .map_err(plot_err)?
+            .label("speed of light from the trace (THEORY 4d), 95% bars")
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], SOL_COLOR.stroke_width(2))
+            });
+        chart
+            .draw_series(report.speed_of_light.iter().map(|b| {
+                ErrorBar::new_vertical(
+                    b.capacity as f64,
+                    b.estimate.ci_low,
+                    b.estimate.mean,
+                    b.estimate.ci_high,
+                    SOL_COLOR.filled(),
+                    8,
+                )
+            }))
+            .map_err(plot_err)?;
+    }
+    Ok(())
 }
 
 /// Viridis colour of `t` in `[0, 1]` (dark purple to yellow, readable in
@@ -429,6 +457,46 @@ pub fn speedup_svg(choice: &CapacityChoice) -> Result<String> {
     Ok(svg)
 }
 
+/// Horizontal positions of a tree's nodes: leaves at `0, 1, 2, ...` in
+/// depth-first order, every parent centred over its children. Returns the
+/// nodes' positions, the root's, and the number of leaves (at least 1).
+/// Iterative (a deep chain does not overflow the stack); O(nodes) time and
+/// memory.
+fn tree_layout(tree: &TreeJson) -> (Vec<f64>, f64, f64) {
+    let n = tree.nodes.len();
+    let mut children = vec![Vec::new(); n + 1];
+    for node in &tree.nodes {
+        children[node.parent.map_or(0, |p| p + 1)].push(node.id);
+    }
+    let mut x = vec![0.0f64; n];
+    let mut next_leaf = 0.0;
+    let mut root_x = 0.0;
+    // (slot, children visited); slot 0 is the root, `i + 1` is node `i`.
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some(top) = stack.last_mut() {
+        let (slot, visited) = *top;
+        if let Some(&c) = children[slot].get(visited) {
+            top.1 += 1;
+            stack.push((c + 1, 0));
+            continue;
+        }
+        stack.pop();
+        let kids = &children[slot];
+        let centre =
+            (!kids.is_empty()).then(|| kids.iter().map(|&c| x[c]).sum::<f64>() / kids.len() as f64);
+        if slot == 0 {
+            root_x = centre.unwrap_or(0.0);
+        } else {
+            x[slot - 1] = centre.unwrap_or_else(|| {
+                let v = next_leaf;
+                next_leaf += 1.0;
+                v
+            });
+        }
+    }
+    (x, root_x, next_leaf.max(1.0))
+}
+
 /// A tree drawn top-down (root at the top, leaves spread evenly), nodes
 /// shaded by `reach` on a log scale, edge labels are ranks/tokens.
 pub fn tree_svg(tree: &TreeJson, reach: &[f64], title: &str, shade: &str) -> Result<String> {
@@ -436,37 +504,7 @@ pub fn tree_svg(tree: &TreeJson, reach: &[f64], title: &str, shade: &str) -> Res
     if n == 0 || reach.len() != n {
         bail!("the tree has {n} nodes but {} probabilities", reach.len());
     }
-    // x: leaves in depth-first order, parents centred over their children.
-    let mut children = vec![Vec::new(); n + 1];
-    for node in &tree.nodes {
-        children[node.parent.map_or(0, |p| p + 1)].push(node.id);
-    }
-    let mut x = vec![0.0f64; n];
-    let mut next_leaf = 0.0;
-    fn place(
-        slot: usize,
-        children: &[Vec<usize>],
-        x: &mut [f64],
-        next_leaf: &mut f64,
-    ) -> Option<f64> {
-        let mut xs = Vec::new();
-        for &c in &children[slot] {
-            let cx = place(c + 1, children, x, next_leaf).unwrap_or_else(|| {
-                let v = *next_leaf;
-                *next_leaf += 1.0;
-                v
-            });
-            x[c] = cx;
-            xs.push(cx);
-        }
-        if xs.is_empty() {
-            None
-        } else {
-            Some(xs.iter().sum::<f64>() / xs.len() as f64)
-        }
-    }
-    let root_x = place(0, &children, &mut x, &mut next_leaf).unwrap_or(0.0);
-    let leaves = next_leaf.max(1.0);
+    let (x, root_x, leaves) = tree_layout(tree);
     let max_depth = tree.nodes.iter().map(|n| n.depth).max().unwrap_or(1);
     let positive: Vec<f64> = reach.iter().copied().filter(|&p| p > 0.0).collect();
     let lmin = positive.iter().copied().fold(1.0, f64::min).log10();

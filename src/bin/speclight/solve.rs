@@ -1,12 +1,12 @@
 //! `speclight solve`: the capacity and depth limit that maximise tokens per
-//! second, and the speed of light (THEORY.md section 5).
+//! second, and the speed of light (docs/THEORY.md section 5).
 
-use crate::common::{emit, load_dist, read_text};
+use crate::common::{emit, load_dist, load_profile};
 use anyhow::{bail, Context, Result};
-use speclight::capacity::{CapacitySolver, CostModel, DraftCost, LatencyProfile, Solution};
+use speclight::capacity::{CapacitySolver, CostModel, DraftCost, Solution};
 use speclight::Iid;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Choose the verifier capacity n and depth limit D that maximise tokens per second.
 ///
@@ -27,7 +27,7 @@ pub struct Args {
     /// Drafter seconds per sequential draft step (one per tree level).
     #[arg(
         long,
-        required_unless_present = "draft_profile",
+        required_unless_present_any = ["draft_profile", "draft_batch_profile"],
         conflicts_with = "draft_profile"
     )]
     draft_step: Option<f64>,
@@ -44,6 +44,14 @@ pub struct Args {
     /// Largest capacity n to try (default: the largest token count in the latency profile).
     #[arg(long)]
     max_capacity: Option<usize>,
+    /// Schedule per batch size: `1,2,4,8` or `profile` (every batch size in the latency file,
+    /// which may then have the header `batch_size,draft_tokens,seconds`). Prints the best
+    /// capacity and depth per batch size, the best chain, and vLLM / SGLang settings.
+    #[arg(long, conflicts_with = "draft_profile")]
+    batch_sizes: Option<String>,
+    /// With --batch-sizes: drafter seconds per step by batch size, CSV `batch_size,seconds`.
+    #[arg(long, requires = "batch_sizes", conflicts_with = "draft_step")]
+    draft_batch_profile: Option<PathBuf>,
     /// Print JSON (best, speed_of_light, speedup_ratio, table) instead of text.
     #[arg(long)]
     json: bool,
@@ -52,20 +60,22 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-fn load_profile(flag: &str, path: &Path) -> Result<LatencyProfile> {
-    let text = read_text(path)?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let profile = if is_json {
-        LatencyProfile::from_json_str(&text)
-    } else {
-        LatencyProfile::from_csv_str(&text)
-    };
-    profile.with_context(|| format!("--{flag} {}", path.display()))
-}
-
 pub fn run(args: Args) -> Result<()> {
+    if let Some(batch_sizes) = &args.batch_sizes {
+        return crate::schedule::run(crate::schedule::Inputs {
+            dist: &args.dist,
+            verifier: args.verifier.as_deref(),
+            latency: &args.latency,
+            batch_sizes,
+            draft_step: args.draft_step,
+            draft_batch_profile: args.draft_batch_profile.as_deref(),
+            overhead: args.overhead,
+            max_depth: args.max_depth,
+            max_capacity: args.max_capacity,
+            json: args.json,
+            out: args.out.clone(),
+        });
+    }
     let mut drafter = Iid::new(load_dist("dist", &args.dist)?);
     let verifier_t = load_profile("latency", &args.latency)?;
     let draft = match (&args.draft_profile, args.draft_step) {

@@ -4,9 +4,8 @@
 use crate::common::emit;
 use anyhow::{Context, Result};
 use rand::{rngs::StdRng, SeedableRng};
-use speclight::corpus::{load, Corpus};
-use speclight::trace_io::write_jsonl;
-use speclight::workload::{sample_with_logprobs, to_trace};
+use speclight::experiment::corpus::{load, Corpus};
+use speclight::trace::{sample_with_logprobs, to_trace, write_jsonl};
 use speclight::NgramLm;
 use std::path::PathBuf;
 
@@ -48,6 +47,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let corpus = Corpus::from_name(&args.corpus).context("--corpus")?;
     anyhow::ensure!(args.prompts > 0, "--prompts must be at least 1");
+    // Before anything is loaded or allocated (issue 12, item 10).
+    speclight::experiment::limits::check_trace_size(args.prompts, args.tokens, args.top_logprobs)
+        .context("--prompts, --tokens, --top-logprobs")?;
     let text = load(corpus)?;
     anyhow::ensure!(
         args.prompt_len > 0 && args.prompt_len <= text.heldout.len(),

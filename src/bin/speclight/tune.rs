@@ -1,13 +1,15 @@
 //! `speclight tune`: choose a static draft tree from a paired trace, measure
 //! it and the baselines on held-out sequences, and write a report.
 
-use crate::common::{emit, read_text};
+use crate::common::emit;
 use crate::plot::{curve_svg, speedup_svg, tree_svg};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use speclight::capacity::{CostModel, DraftCost, LatencyProfile};
-use speclight::format::medusa_choices_string;
-use speclight::tune::{tune, validate, Split, TuneConfig, TuneReport};
+use serde::Serialize;
+use speclight::capacity::{CostModel, DraftCost};
+use speclight::deploy::{Deployment, Server};
+use speclight::format::{is_level_uniform, medusa_choices_string};
+use speclight::tune::{tune, validate, Policy, Split, TuneConfig, TuneReport};
 use std::fmt::Write;
 use std::fs::File;
 use std::io::BufReader;
@@ -31,8 +33,13 @@ Record format (one JSON object per line, sorted by seq then pos, depths 1, 2, ..
   {\"seq\": 0, \"pos\": 17, \"depth\": 2, \"draft_top\": [[318, -0.21], [262, -1.9]], \"target\": 262, \"target_logprob\": -0.8}")]
 pub struct Args {
     /// The paired trace (JSON Lines).
-    #[arg(long)]
-    trace: PathBuf,
+    #[arg(long, required_unless_present = "metrics")]
+    trace: Option<PathBuf>,
+    /// Fit the first choice's per-depth acceptance from server metrics instead of a trace: vLLM
+    /// or llama.cpp Prometheus text, vLLM per-request JSON, or SGLang meta_info records
+    /// (detected by content; see docs/load.md).
+    #[arg(long, conflicts_with_all = ["trace", "validate"])]
+    metrics: Option<PathBuf>,
     /// Verifier latency profile (CSV `draft_tokens,seconds` or `.json`): lets the capacity
     /// solver choose the capacity and depth limit.
     #[arg(long, requires = "draft_step")]
@@ -56,7 +63,7 @@ pub struct Args {
     /// Salt of the sequence hash that splits training from held-out.
     #[arg(long, default_value_t = 0)]
     split_salt: u64,
-    /// Depth limit for trees (default: every depth the training data support).
+    /// Depth limit for trees, at least 1 (default: every depth the training data support).
     #[arg(long)]
     max_depth: Option<u32>,
     /// Branching of the fixed k-ary baseline.
@@ -97,40 +104,115 @@ fn open_trace(path: &Path, label: &str) -> speclight::Result<BufReader<Box<dyn s
     Ok(BufReader::with_capacity(1 << 16, reader))
 }
 
-pub fn run(args: Args) -> Result<()> {
-    if args.validate {
-        let report = validate(open_trace(&args.trace, "validating")?, 100)?;
-        let mut out = String::new();
-        for (line, reason) in &report.errors {
-            let _ = writeln!(out, "{}:{line}: {reason}", args.trace.display());
-        }
-        let _ = writeln!(
-            out,
-            "{} lines, {} good records in {} (seq, pos) groups, {} bad lines; depth <= {}, top-k <= {}, {} records without target_logprob",
-            report.lines, report.good_records, report.groups, report.bad_lines, report.max_depth, report.max_top_k, report.missing_target_logprob
-        );
-        emit(None, &out)?;
-        if !report.is_valid() {
-            bail!(
-                "{} has {} bad lines (listed above)",
-                args.trace.display(),
-                report.bad_lines
-            );
-        }
-        return Ok(());
+impl Args {
+    /// The trace path (`--trace` is required unless `--metrics` is given).
+    fn trace_path(&self) -> &Path {
+        self.trace.as_deref().unwrap_or(Path::new(""))
     }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if let Some(path) = &args.metrics {
+        return crate::tune_metrics::run(crate::tune_metrics::Inputs {
+            metrics: path,
+            latency: args.latency.as_deref(),
+            draft_step: args.draft_step,
+            overhead: args.overhead,
+            max_depth: args.max_depth,
+            json: args.json,
+            out: args.out.as_deref(),
+        });
+    }
+    if args.validate {
+        return run_validate(&args);
+    }
+    if args.max_depth == Some(0) {
+        // As `build` refuses it, before the trace is read.
+        return Err(speclight::Error::ZeroDepth).context("--max-depth");
+    }
+    let config = tune_config(&args)?;
+    let mut pass = 0;
+    let report = tune(
+        || {
+            pass += 1;
+            let label = if pass == 1 {
+                "pass 1/2: estimating"
+            } else {
+                "pass 2/2: measuring"
+            };
+            open_trace(args.trace_path(), label)
+        },
+        &config,
+    )
+    .with_context(|| args.trace_path().display().to_string())?;
+    let deploy = report
+        .deployments()
+        .context("server configurations for the chosen capacity")?;
+    let deployed = DeployedReport {
+        report: &report,
+        deploy: &deploy,
+    };
+    let markdown = render_markdown(&deployed, &args);
+    if let Some(dir) = &args.out {
+        write_report_files(dir, &deployed, &markdown)?;
+    }
+    if args.json {
+        emit(None, &(serde_json::to_string_pretty(&deployed)? + "\n"))
+    } else {
+        emit(None, &markdown)
+    }
+}
+
+/// What `tune` writes as report.json: the library's report, then `deploy`,
+/// every server's best configuration (as `speclight deploy --json` prints
+/// it). Flattening keeps the report's own fields, and their bytes, first.
+#[derive(Serialize)]
+struct DeployedReport<'a> {
+    #[serde(flatten)]
+    report: &'a TuneReport,
+    deploy: &'a [Deployment],
+}
+
+impl DeployedReport<'_> {
+    /// vLLM's level-uniform `speculative_token_tree`: the tree vLLM drafts as written.
+    fn vllm_tree(&self) -> Result<&str> {
+        self.deploy
+            .iter()
+            .find(|d| d.server == Server::Vllm)
+            .and_then(|d| d.config.get("speculative_token_tree"))
+            .and_then(|t| t.as_str())
+            .context("internal: no vLLM configuration")
+    }
+}
+
+/// `--validate`: every bad line (up to 100) and the counts; fails if any.
+fn run_validate(args: &Args) -> Result<()> {
+    let report = validate(open_trace(args.trace_path(), "validating")?, 100)?;
+    let mut out = String::new();
+    for (line, reason) in &report.errors {
+        let _ = writeln!(out, "{}:{line}: {reason}", args.trace_path().display());
+    }
+    let _ = writeln!(
+        out,
+        "{} lines, {} good records in {} (seq, pos) groups, {} bad lines; depth <= {}, top-k <= {}, {} records without target_logprob",
+        report.lines, report.good_records, report.groups, report.bad_lines, report.max_depth, report.max_top_k, report.missing_target_logprob
+    );
+    emit(None, &out)?;
+    if !report.is_valid() {
+        bail!(
+            "{} has {} bad lines (listed above)",
+            args.trace_path().display(),
+            report.bad_lines
+        );
+    }
+    Ok(())
+}
+
+/// The library's settings from the flags, with the latency profile loaded.
+fn tune_config(args: &Args) -> Result<TuneConfig> {
     let cost = match (&args.latency, args.draft_step) {
         (Some(path), Some(step)) => {
-            let text = read_text(path)?;
-            let profile = if path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-            {
-                LatencyProfile::from_json_str(&text)
-            } else {
-                LatencyProfile::from_csv_str(&text)
-            }
-            .with_context(|| format!("--latency {}", path.display()))?;
+            let profile = crate::common::load_profile("latency", path)?;
             Some(
                 CostModel::new(profile, DraftCost::PerStep(step), args.overhead)
                     .context("cost model")?,
@@ -138,7 +220,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         _ => None,
     };
-    let config = TuneConfig {
+    Ok(TuneConfig {
         capacities: args.capacities.clone(),
         split: match args.heldout_from_seq {
             Some(first) => Split::from_seq(first),
@@ -150,63 +232,47 @@ pub fn run(args: Args) -> Result<()> {
         eagle_depth: args.eagle_depth,
         cost,
         ..Default::default()
-    };
-    let mut pass = 0;
-    let report = tune(
-        || {
-            pass += 1;
-            let label = if pass == 1 {
-                "pass 1/2: estimating"
-            } else {
-                "pass 2/2: measuring"
-            };
-            open_trace(&args.trace, label)
-        },
-        &config,
-    )
-    .with_context(|| args.trace.display().to_string())?;
-    let markdown = render_markdown(&report, &args);
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        emit(
-            Some(&dir.join("report.json")),
-            &(serde_json::to_string_pretty(&report)? + "\n"),
-        )?;
-        emit(Some(&dir.join("curve.svg")), &curve_svg(&report)?)?;
-        if let Some(choice) = &report.capacity_choice {
-            emit(Some(&dir.join("speedup.svg")), &speedup_svg(choice)?)?;
-        }
-        emit(
-            Some(&dir.join("tree.svg")),
-            &tree_svg(
-                &report.chosen.tree,
-                &report.chosen.reach,
-                &format!(
-                    "Chosen tree: capacity {}, depth limit {} (labels: ranks)",
-                    report.chosen.capacity, report.chosen.max_depth
-                ),
-                "reach pi(v), log scale",
-            )?,
-        )?;
-        emit(
-            Some(&dir.join("tree.json")),
-            &(serde_json::to_string_pretty(&report.chosen.tree)? + "\n"),
-        )?;
-        emit(
-            Some(&dir.join("tree.vllm.txt")),
-            &(report.chosen.vllm.clone() + "\n"),
-        )?;
-        emit(
-            Some(&dir.join("tree.medusa.json")),
-            &(medusa_choices_string(&report.chosen.rank_paths) + "\n"),
-        )?;
-        emit(Some(&dir.join("report.md")), &markdown)?;
+    })
+}
+
+/// The report, its figures and the chosen tree's files in `dir`.
+fn write_report_files(dir: &Path, deployed: &DeployedReport<'_>, markdown: &str) -> Result<()> {
+    let report = deployed.report;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    emit(
+        Some(&dir.join("report.json")),
+        &(serde_json::to_string_pretty(deployed)? + "\n"),
+    )?;
+    emit(Some(&dir.join("curve.svg")), &curve_svg(report)?)?;
+    if let Some(choice) = &report.capacity_choice {
+        emit(Some(&dir.join("speedup.svg")), &speedup_svg(choice)?)?;
     }
-    if args.json {
-        emit(None, &(serde_json::to_string_pretty(&report)? + "\n"))
-    } else {
-        emit(None, &markdown)
-    }
+    emit(
+        Some(&dir.join("tree.svg")),
+        &tree_svg(
+            &report.chosen.tree,
+            &report.chosen.reach,
+            &format!(
+                "Chosen tree: capacity {}, depth limit {} (labels: ranks)",
+                report.chosen.capacity, report.chosen.max_depth
+            ),
+            "reach pi(v), log scale",
+        )?,
+    )?;
+    emit(
+        Some(&dir.join("tree.json")),
+        &(serde_json::to_string_pretty(&report.chosen.tree)? + "\n"),
+    )?;
+    emit(
+        Some(&dir.join("tree.vllm.txt")),
+        &(deployed.vllm_tree()?.to_owned() + "\n"),
+    )?;
+    emit(
+        Some(&dir.join("tree.medusa.json")),
+        &(medusa_choices_string(&report.chosen.rank_paths) + "\n"),
+    )?;
+    emit(Some(&dir.join("report.md")), markdown)?;
+    Ok(())
 }
 
 /// `mean [lo, hi]` of tokens per iteration (1 + accepted).
@@ -214,13 +280,25 @@ fn tokens(mean: f64, lo: f64, hi: f64) -> String {
     format!("{:.3} [{:.3}, {:.3}]", 1.0 + mean, 1.0 + lo, 1.0 + hi)
 }
 
-fn render_markdown(r: &TuneReport, args: &Args) -> String {
+fn render_markdown(deployed: &DeployedReport<'_>, args: &Args) -> String {
+    let r = deployed.report;
     let mut o = String::new();
+    render_summary(&mut o, r, args);
+    render_chosen(&mut o, r, args);
+    render_capacity_choice(&mut o, r, args);
+    render_deploy(&mut o, deployed.deploy, args);
+    render_policies(&mut o, r, args);
+    render_acceptance(&mut o, r);
+    o
+}
+
+/// The title and the split.
+fn render_summary(o: &mut String, r: &TuneReport, args: &Args) {
     let _ = writeln!(o, "# speclight tune report\n");
     let _ = writeln!(
         o,
         "Trace `{}`: {} training groups ({} records), {} held-out groups measured{}; {}. Tokens per iteration = 1 + accepted draft tokens; intervals are 95%.\n",
-        args.trace.display(),
+        args.trace_path().display(),
         r.train_groups,
         r.train_records,
         r.heldout_groups,
@@ -237,6 +315,10 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
             ),
         }
     );
+}
+
+/// The chosen tree: predicted, measured, against the speed of light.
+fn render_chosen(o: &mut String, r: &TuneReport, args: &Args) {
     let c = &r.chosen;
     let chosen = r.results.iter().find(|x| x.capacity == c.capacity);
     let _ = writeln!(o, "## Chosen tree\n");
@@ -284,15 +366,24 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
     if let Some(note) = &r.speed_of_light_note {
         let _ = writeln!(o, "- speed of light: {note}");
     }
-    if c.vllm.len() <= 400 {
+    if !is_level_uniform(&c.rank_paths) {
+        let _ = writeln!(
+            o,
+            "\nvLLM cannot draft this tree as written (it is not level-uniform); see \"Deploying to a server\" for the best tree it can draft."
+        );
+    } else if c.vllm.len() <= 400 {
         let _ = writeln!(o, "\nvLLM `speculative_token_tree`: `{}`", c.vllm);
     }
     if args.out.is_some() {
         let _ = writeln!(
             o,
-            "\nFiles: `tree.vllm.txt` (vLLM), `tree.medusa.json` (Medusa choices), `tree.json` (speclight JSON), `report.json` (everything here; `speclight plot --report` redraws the figures)."
+            "\nFiles: `tree.vllm.txt` (vLLM: the best level-uniform tree, see \"Deploying to a server\"), `tree.medusa.json` (Medusa choices), `tree.json` (speclight JSON), `report.json` (everything here; `speclight plot --report` redraws the figures)."
         );
     }
+}
+
+/// The capacity solver's choice, with a latency profile.
+fn render_capacity_choice(o: &mut String, r: &TuneReport, args: &Args) {
     if let Some(s) = &r.capacity_choice {
         let _ = writeln!(o, "\n## Capacity and depth (latency profile)\n");
         let _ = writeln!(
@@ -304,14 +395,68 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
             let _ = writeln!(o, "\n![speedup heat map](speedup.svg)");
         }
     }
+}
+
+/// Every server's best configuration under its constraint, with its cost.
+fn render_deploy(o: &mut String, deploy: &[Deployment], args: &Args) {
+    let _ = writeln!(o, "\n## Deploying to a server\n");
+    let _ = writeln!(
+        o,
+        "The best configuration each server can run at the chosen capacity and depth limit, on the estimated acceptance (expected accepted draft tokens per iteration; cost = 1 - E[accepted] / unconstrained). vLLM drafts the same number of children below every node of a level, so its tree is level-uniform{}; TensorRT-LLM, Medusa and EAGLE take ranks below 10; SGLang builds its tree from three numbers. The full configurations are in `report.json` (`deploy`) and `speclight deploy --report` prints them ready to paste.\n",
+        if args.out.is_some() {
+            " and `tree.vllm.txt` holds it"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        o,
+        "| server | capacity | configuration | E[accepted] | unconstrained | constraint cost |"
+    );
+    let _ = writeln!(o, "|{}", " --- |".repeat(6));
+    for d in deploy {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {:.4} | {:.4} | {:.1}% |",
+            d.server,
+            d.capacity,
+            config_summary(d),
+            d.expected_accepted,
+            d.unconstrained_expected_accepted,
+            100.0 * d.constraint_cost
+        );
+    }
+}
+
+/// A configuration in one table cell: numbers as they are, a tree as its
+/// size (inline when short).
+fn config_summary(d: &Deployment) -> String {
+    let Some(fields) = d.config.as_object() else {
+        return format!("`{}`", d.config);
+    };
+    let cells: Vec<String> = fields
+        .iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::Array(paths) => format!("`{key}`: {} paths", paths.len()),
+            serde_json::Value::String(tree) if tree.len() > 80 => {
+                format!("`{key}`: {} paths", tree.matches(')').count())
+            }
+            _ => format!("`{key}`: `{value}`"),
+        })
+        .collect();
+    cells.join(", ")
+}
+
+/// Every policy at every capacity.
+fn render_policies(o: &mut String, r: &TuneReport, args: &Args) {
     let _ = writeln!(
         o,
         "\n## Policies at equal capacity (held-out tokens per iteration)\n"
     );
-    let names: Vec<&str> = r
+    let names: Vec<Policy> = r
         .results
         .first()
-        .map(|x| x.policies.iter().map(|p| p.policy.as_str()).collect())
+        .map(|x| x.policies.iter().map(|p| p.policy).collect())
         .unwrap_or_default();
     let _ = write!(o, "| capacity | depth limit | best-first predicted |");
     for n in &names {
@@ -372,6 +517,10 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
             "\n![E[X] against capacity](curve.svg)\n\n![chosen tree](tree.svg)"
         );
     }
+}
+
+/// The acceptance matrix of the training split.
+fn render_acceptance(o: &mut String, r: &TuneReport) {
     let a = &r.acceptance;
     let ranks = a.ranks().min(6);
     let _ = writeln!(
@@ -393,5 +542,4 @@ fn render_markdown(r: &TuneReport, args: &Args) -> String {
         let any: f64 = (0..a.ranks()).map(|k| a.estimate(d, k)).sum();
         let _ = writeln!(o, " {any:.3} |");
     }
-    o
 }

@@ -1,6 +1,5 @@
-//! Verifier traces: text sampled from the verifier with the log-probability
-//! of every sampled token (THEORY.md section 4d), and a bounded streaming
-//! reader for their JSONL form.
+//! The JSONL form of a verifier trace: a bounded streaming reader and a
+//! writer.
 //!
 //! One JSON object per line:
 //!
@@ -15,175 +14,10 @@
 //! position, is optional. Blank lines are skipped. [`Trace`] is the in-memory
 //! form any reader produces.
 
+use super::{TopLogprob, Trace, TraceToken};
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
-
-/// Largest positive log-probability accepted as rounding noise of a
-/// probability-1 token; such values are stored as 0.
-pub const LOGPROB_TOLERANCE: f64 = 1e-6;
-
-/// One entry of a token's `top_logprobs` list.
-///
-/// # Examples
-///
-/// ```
-/// let t = speclight::trace::TopLogprob { token: 4, logprob: -0.1 };
-/// assert_eq!(t.token, 4);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
-pub struct TopLogprob {
-    /// Token id.
-    pub token: TokenId,
-    /// Its natural-log probability under the verifier.
-    pub logprob: f64,
-}
-
-/// One sampled token of a trace: its id, its log-probability under the
-/// verifier, and optionally the verifier's top alternatives there.
-///
-/// # Examples
-///
-/// ```
-/// use speclight::trace::TraceToken;
-/// let t = TraceToken::new(7, -0.5)?;
-/// assert_eq!(t.surprisal(), 0.5);
-/// assert!(TraceToken::new(7, 0.5).is_err());
-/// # Ok::<(), speclight::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceToken {
-    token: TokenId,
-    logprob: f64,
-    top_logprobs: Option<Vec<TopLogprob>>,
-}
-
-fn check_logprob(index: usize, logprob: f64) -> Result<f64> {
-    if !logprob.is_finite() {
-        return Err(Error::NotFinite {
-            index,
-            value: logprob,
-        });
-    }
-    if logprob > LOGPROB_TOLERANCE {
-        return Err(Error::PositiveLogProb {
-            index,
-            value: logprob,
-        });
-    }
-    Ok(logprob.min(0.0))
-}
-
-impl TraceToken {
-    /// A token with its log-probability.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFinite`] or [`Error::PositiveLogProb`] (above
-    /// [`LOGPROB_TOLERANCE`]).
-    pub fn new(token: TokenId, logprob: f64) -> Result<Self> {
-        Ok(Self {
-            token,
-            logprob: check_logprob(0, logprob)?,
-            top_logprobs: None,
-        })
-    }
-
-    /// Attaches the verifier's top alternatives at this position.
-    ///
-    /// # Errors
-    ///
-    /// As [`TraceToken::new`] for any entry (the index names the entry), and
-    /// [`Error::DuplicateToken`] for a repeated token.
-    pub fn with_top_logprobs(mut self, mut top: Vec<TopLogprob>) -> Result<Self> {
-        for (i, t) in top.iter_mut().enumerate() {
-            t.logprob = check_logprob(i, t.logprob)?;
-        }
-        let mut ids: Vec<TokenId> = top.iter().map(|t| t.token).collect();
-        ids.sort_unstable();
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::DuplicateToken { token: w[0] });
-        }
-        self.top_logprobs = Some(top);
-        Ok(self)
-    }
-
-    /// Token id.
-    pub fn token(&self) -> TokenId {
-        self.token
-    }
-
-    /// Natural-log probability of the token under the verifier (`<= 0`).
-    pub fn logprob(&self) -> f64 {
-        self.logprob
-    }
-
-    /// Surprisal `-logprob` (`>= 0`).
-    pub fn surprisal(&self) -> f64 {
-        -self.logprob
-    }
-
-    /// The verifier's top alternatives, if recorded.
-    pub fn top_logprobs(&self) -> Option<&[TopLogprob]> {
-        self.top_logprobs.as_deref()
-    }
-}
-
-/// Sequences of sampled tokens (THEORY.md section 4d).
-///
-/// # Examples
-///
-/// ```
-/// use speclight::trace::{Trace, TraceToken};
-/// let mut trace = Trace::new();
-/// trace.push(TraceToken::new(1, -0.2)?);
-/// trace.push(TraceToken::new(2, -1.0)?);
-/// trace.end_sequence();
-/// trace.push(TraceToken::new(5, -0.7)?);
-/// assert_eq!(trace.sequences().len(), 2);
-/// assert_eq!(trace.num_tokens(), 3);
-/// # Ok::<(), speclight::Error>(())
-/// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Trace {
-    sequences: Vec<Vec<TraceToken>>,
-    open: bool,
-}
-
-impl Trace {
-    /// An empty trace.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends a token to the current sequence (starting one if needed).
-    pub fn push(&mut self, token: TraceToken) {
-        if !self.open {
-            self.sequences.push(Vec::new());
-            self.open = true;
-        }
-        if let Some(seq) = self.sequences.last_mut() {
-            seq.push(token);
-        }
-    }
-
-    /// Ends the current sequence; the next token starts a new one. Ending
-    /// an empty sequence does nothing.
-    pub fn end_sequence(&mut self) {
-        self.open = false;
-    }
-
-    /// The sequences, each non-empty.
-    pub fn sequences(&self) -> &[Vec<TraceToken>] {
-        &self.sequences
-    }
-
-    /// Total number of tokens.
-    pub fn num_tokens(&self) -> usize {
-        self.sequences.iter().map(Vec::len).sum()
-    }
-}
+use std::io::Write;
 
 /// Bounds on what [`read_jsonl`] accepts, so that a wrong or hostile file
 /// fails with an error instead of exhausting memory.
@@ -211,7 +45,6 @@ impl Default for ReadLimits {
     }
 }
 
-#[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLine {
@@ -244,7 +77,6 @@ struct RawLine {
 /// assert!(err.to_string().starts_with("trace line 1:"));
 /// # Ok::<(), speclight::Error>(())
 /// ```
-#[cfg(feature = "serde")]
 pub fn read_jsonl<R: std::io::BufRead>(mut reader: R, limits: &ReadLimits) -> Result<Trace> {
     use std::io::{BufRead as _, Read};
     let mut trace = Trace::new();
@@ -284,7 +116,8 @@ pub fn read_jsonl<R: std::io::BufRead>(mut reader: R, limits: &ReadLimits) -> Re
                 limits.max_records
             )));
         }
-        let raw: RawLine = serde_json::from_slice(&buf).map_err(|e| bad(e.to_string()))?;
+        let raw: RawLine =
+            serde_json::from_slice(&buf).map_err(|e| bad(super::json_error(&buf, &e)))?;
         match raw {
             RawLine {
                 end: Some(true),
@@ -318,7 +151,56 @@ pub fn read_jsonl<R: std::io::BufRead>(mut reader: R, limits: &ReadLimits) -> Re
     Ok(trace)
 }
 
-#[cfg(all(test, feature = "serde"))]
+#[derive(serde::Serialize)]
+struct TokenLine<'a> {
+    token: TokenId,
+    logprob: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<&'a [TopLogprob]>,
+}
+
+/// Writes `trace` as JSONL: one `{"token", "logprob", "top_logprobs"?}` line
+/// per token and `{"end": true}` after every sequence but the last. Reading
+/// it back with [`read_jsonl`] gives the same trace. O(tokens).
+///
+/// # Errors
+///
+/// [`Error::Parse`] when writing fails (the message carries the I/O error).
+///
+/// # Examples
+///
+/// ```
+/// use speclight::trace::{read_jsonl, write_jsonl, ReadLimits, Trace, TraceToken};
+/// let mut trace = Trace::new();
+/// trace.push(TraceToken::new(3, -0.25)?);
+/// let mut out = Vec::new();
+/// write_jsonl(&trace, &mut out)?;
+/// assert_eq!(String::from_utf8(out.clone()).unwrap(), "{\"token\":3,\"logprob\":-0.25}\n");
+/// assert_eq!(read_jsonl(&out[..], &ReadLimits::default())?, trace);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+pub fn write_jsonl<W: Write>(trace: &Trace, mut out: W) -> Result<()> {
+    let io = |e: std::io::Error| Error::Parse(format!("cannot write the trace: {e}"));
+    let sequences = trace.sequences();
+    for (i, seq) in sequences.iter().enumerate() {
+        for t in seq {
+            let line = TokenLine {
+                token: t.token(),
+                logprob: t.logprob(),
+                top_logprobs: t.top_logprobs(),
+            };
+            serde_json::to_writer(&mut out, &line)
+                .map_err(|e| Error::Parse(format!("cannot write the trace: {e}")))?;
+            out.write_all(b"\n").map_err(io)?;
+        }
+        if i + 1 < sequences.len() {
+            out.write_all(b"{\"end\":true}\n").map_err(io)?;
+        }
+    }
+    out.flush().map_err(io)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -352,6 +234,15 @@ mod tests {
                 1,
                 "more than once",
             ),
+            // Issue 12 item 15: alternatives that sum to about 2.
+            (
+                "{\"token\": 1, \"logprob\": -0.01, \"top_logprobs\": [{\"token\": 1, \"logprob\": -0.01}, {\"token\": 2, \"logprob\": -0.01}]}",
+                1,
+                "sum to 1.98",
+            ),
+            // Issue 12 item 14: numbers JSON cannot hold are named.
+            ("{\"token\": 1, \"logprob\": NaN}\n", 1, "`NaN` is not a finite JSON number"),
+            ("\n{\"token\": 1, \"logprob\": -1e400}\n", 2, "`-1e400` is not a finite"),
         ];
         for (text, line, needle) in cases {
             match read(text) {
@@ -386,5 +277,34 @@ mod tests {
             ..Default::default()
         };
         assert!(read_jsonl(format!("{line}\n{line}").as_bytes(), &limits).is_ok());
+    }
+
+    #[test]
+    fn jsonl_round_trip_keeps_sequences_and_alternatives() {
+        let mut trace = Trace::new();
+        let top = vec![
+            TopLogprob {
+                token: 4,
+                logprob: -0.1,
+            },
+            TopLogprob {
+                token: 9,
+                logprob: -2.4,
+            },
+        ];
+        trace.push(
+            TraceToken::new(4, -0.1)
+                .unwrap()
+                .with_top_logprobs(top)
+                .unwrap(),
+        );
+        trace.push(TraceToken::new(9, -2.4).unwrap());
+        trace.end_sequence();
+        trace.push(TraceToken::new(1, -0.0).unwrap());
+        let mut out = Vec::new();
+        write_jsonl(&trace, &mut out).unwrap();
+        let back = read_jsonl(&out[..], &ReadLimits::default()).unwrap();
+        assert_eq!(back, trace);
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 4);
     }
 }

@@ -14,7 +14,7 @@ use std::io::Read;
 /// # Examples
 ///
 /// ```
-/// use speclight::corpus::Corpus;
+/// use speclight::experiment::corpus::Corpus;
 /// assert_eq!(Corpus::ALL.len(), 2);
 /// assert_eq!(Corpus::RustBook.name(), "rust_book");
 /// ```
@@ -55,12 +55,12 @@ impl Corpus {
     pub fn compressed(self) -> (&'static [u8], &'static [u8]) {
         match self {
             Corpus::RustBook => (
-                include_bytes!("../data/rust_book.train.txt.gz"),
-                include_bytes!("../data/rust_book.heldout.txt.gz"),
+                include_bytes!("../../data/rust_book.train.txt.gz"),
+                include_bytes!("../../data/rust_book.heldout.txt.gz"),
             ),
             Corpus::PythonStdlib => (
-                include_bytes!("../data/python_stdlib.train.txt.gz"),
-                include_bytes!("../data/python_stdlib.heldout.txt.gz"),
+                include_bytes!("../../data/python_stdlib.train.txt.gz"),
+                include_bytes!("../../data/python_stdlib.heldout.txt.gz"),
             ),
         }
     }
@@ -74,7 +74,7 @@ impl Corpus {
     /// # Examples
     ///
     /// ```
-    /// use speclight::corpus::Corpus;
+    /// use speclight::experiment::corpus::Corpus;
     /// assert_eq!(Corpus::from_name("python_stdlib")?, Corpus::PythonStdlib);
     /// assert!(Corpus::from_name("shakespeare").is_err());
     /// # Ok::<(), speclight::Error>(())
@@ -101,7 +101,7 @@ impl Corpus {
 /// # Examples
 ///
 /// ```
-/// use speclight::corpus::{load, Corpus};
+/// use speclight::experiment::corpus::{load, Corpus};
 /// let text = load(Corpus::RustBook)?;
 /// assert!(text.train.len() > 800_000 && text.heldout.len() > 80_000);
 /// # Ok::<(), speclight::Error>(())
@@ -125,7 +125,7 @@ pub fn load(corpus: Corpus) -> Result<CorpusText> {
 /// # Examples
 ///
 /// ```
-/// assert!(speclight::corpus::gunzip(b"not gzip").is_err());
+/// assert!(speclight::experiment::corpus::gunzip(b"not gzip").is_err());
 /// ```
 pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() * 4);

@@ -1,7 +1,6 @@
-//! Traces in and out: writing a [`Trace`] as the JSONL that
-//! [`crate::trace::read_jsonl`] reads (with `top_logprobs`), and reading the
-//! OpenAI-compatible `logprobs` JSON that vLLM, llama.cpp's server and the
-//! OpenAI API return, so that real LLM output feeds `speclight bound --trace`.
+//! Reading the OpenAI-compatible `logprobs` JSON that vLLM, llama.cpp's
+//! server and the OpenAI API return, so that real LLM output feeds
+//! `speclight bound --trace`, and telling it apart from a JSONL trace.
 //!
 //! The OpenAI form (chat completions with `logprobs: true, top_logprobs: k`):
 //!
@@ -15,61 +14,10 @@
 //! order of first appearance within the file (sampled tokens and alternatives
 //! share one map), since the estimator needs only ids and log-probabilities.
 
+use super::{TopLogprob, Trace, TraceToken};
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
-use crate::trace::{TopLogprob, Trace, TraceToken};
 use std::collections::HashMap;
-use std::io::Write;
-
-#[derive(serde::Serialize)]
-struct TokenLine<'a> {
-    token: TokenId,
-    logprob: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_logprobs: Option<&'a [TopLogprob]>,
-}
-
-/// Writes `trace` as JSONL: one `{"token", "logprob", "top_logprobs"?}` line
-/// per token and `{"end": true}` after every sequence but the last. Reading
-/// it back with [`crate::trace::read_jsonl`] gives the same trace. O(tokens).
-///
-/// # Errors
-///
-/// [`Error::Parse`] when writing fails (the message carries the I/O error).
-///
-/// # Examples
-///
-/// ```
-/// use speclight::trace::{read_jsonl, ReadLimits, Trace, TraceToken};
-/// use speclight::trace_io::write_jsonl;
-/// let mut trace = Trace::new();
-/// trace.push(TraceToken::new(3, -0.25)?);
-/// let mut out = Vec::new();
-/// write_jsonl(&trace, &mut out)?;
-/// assert_eq!(String::from_utf8(out.clone()).unwrap(), "{\"token\":3,\"logprob\":-0.25}\n");
-/// assert_eq!(read_jsonl(&out[..], &ReadLimits::default())?, trace);
-/// # Ok::<(), speclight::Error>(())
-/// ```
-pub fn write_jsonl<W: Write>(trace: &Trace, mut out: W) -> Result<()> {
-    let io = |e: std::io::Error| Error::Parse(format!("cannot write the trace: {e}"));
-    let sequences = trace.sequences();
-    for (i, seq) in sequences.iter().enumerate() {
-        for t in seq {
-            let line = TokenLine {
-                token: t.token(),
-                logprob: t.logprob(),
-                top_logprobs: t.top_logprobs(),
-            };
-            serde_json::to_writer(&mut out, &line)
-                .map_err(|e| Error::Parse(format!("cannot write the trace: {e}")))?;
-            out.write_all(b"\n").map_err(io)?;
-        }
-        if i + 1 < sequences.len() {
-            out.write_all(b"{\"end\":true}\n").map_err(io)?;
-        }
-    }
-    out.flush().map_err(io)
-}
 
 #[derive(serde::Deserialize)]
 struct Response {
@@ -145,7 +93,7 @@ impl Vocab {
 /// # Examples
 ///
 /// ```
-/// use speclight::trace_io::read_openai;
+/// use speclight::trace::read_openai;
 /// let json = r#"{"choices": [{"logprobs": {"content": [
 ///     {"token": "Hi", "logprob": -0.1, "top_logprobs": [{"token": "Hi", "logprob": -0.1}, {"token": "Hey", "logprob": -2.5}]},
 ///     {"token": "!", "logprob": -0.7, "top_logprobs": []}]}}]}"#;
@@ -158,15 +106,23 @@ impl Vocab {
 pub fn read_openai(json: &str) -> Result<OpenAiTrace> {
     let mut responses: Vec<Response> = Vec::new();
     if json.trim_start().starts_with('[') {
-        responses = serde_json::from_str(json)
-            .map_err(|e| Error::Parse(format!("openai logprobs: {e}")))?;
+        responses = serde_json::from_str(json).map_err(|e| {
+            Error::Parse(format!(
+                "openai logprobs: {}",
+                super::json_error(json.as_bytes(), &e)
+            ))
+        })?;
     } else {
         for (i, r) in serde_json::Deserializer::from_str(json)
             .into_iter::<Response>()
             .enumerate()
         {
-            responses
-                .push(r.map_err(|e| Error::Parse(format!("openai logprobs: response {i}: {e}")))?);
+            responses.push(r.map_err(|e| {
+                Error::Parse(format!(
+                    "openai logprobs: response {i}: {}",
+                    super::json_error(json.as_bytes(), &e)
+                ))
+            })?);
         }
     }
     let mut vocab = Vocab::default();
@@ -217,63 +173,80 @@ pub fn read_openai(json: &str) -> Result<OpenAiTrace> {
     })
 }
 
-/// Whether a file whose first non-blank line is `first_line` holds
-/// OpenAI-compatible logprobs JSON rather than a JSONL trace: the line opens
-/// a pretty-printed object (`{` alone) or an array (`[`), or is a complete
-/// object with a `choices` field. Anything else is left to the JSONL reader,
-/// whose errors name the line.
+/// Whether a trace file that starts with `head` holds OpenAI-compatible
+/// logprobs JSON rather than a JSONL trace, judged by content: the first
+/// non-blank byte opens an array (`[`), or an object whose first key is not
+/// one of a JSONL record's (`token`, `logprob`, `top_logprobs`, `end`) while
+/// `head` holds the key `"choices"`. Only the first key is parsed, so a
+/// prefix of a document is enough and the line layout does not matter (a
+/// compact one-line response of any size is told apart). Anything else is
+/// left to the JSONL reader, whose errors name the line. O(`head.len()`).
 ///
 /// # Examples
 ///
 /// ```
-/// use speclight::trace_io::looks_like_openai_json;
-/// assert!(looks_like_openai_json("{"));
-/// assert!(looks_like_openai_json(r#"{"choices": []}"#));
-/// assert!(!looks_like_openai_json(r#"{"token": 3, "logprob": -0.2}"#));
-/// assert!(!looks_like_openai_json(r#"{"tok": 3}"#));
+/// use speclight::trace::sniff_openai;
+/// assert!(sniff_openai(b"{\n  \"id\": \"chatcmpl-1\",\n  \"choices\": ["));
+/// assert!(sniff_openai(br#"[{"choices": []}]"#));
+/// assert!(sniff_openai(br#"{"choices": [{"logprobs": {"content": [{"token": "a", "#));
+/// assert!(!sniff_openai(br#"{"token": 3, "logprob": -0.2}"#));
+/// assert!(!sniff_openai(b"\n{\"end\": true}"));
+/// assert!(!sniff_openai(br#"{"tok": 3, "logprob": -0.2}"#));
+/// assert!(!sniff_openai(b"not json"));
 /// ```
-pub fn looks_like_openai_json(first_line: &str) -> bool {
-    let line = first_line.trim();
-    line == "{"
-        || line.starts_with('[')
-        || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
-            .is_ok_and(|m| m.contains_key("choices"))
+pub fn sniff_openai(head: &[u8]) -> bool {
+    match head.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => true,
+        Some(b'{') => {
+            first_key(head).is_some_and(|k| !JSONL_KEYS.contains(&k.as_str()))
+                && head.windows(CHOICES.len()).any(|w| w == CHOICES)
+        }
+        _ => false,
+    }
+}
+
+/// The key every OpenAI-compatible response has.
+const CHOICES: &[u8] = b"\"choices\"";
+
+/// The keys a JSONL trace record may have.
+const JSONL_KEYS: [&str; 4] = ["token", "logprob", "top_logprobs", "end"];
+
+/// The first key of the object `head` starts with, parsed from a prefix that
+/// may be cut anywhere after it.
+fn first_key(head: &[u8]) -> Option<String> {
+    use serde::de::{DeserializeSeed, MapAccess, Visitor};
+    struct FirstKey<'a>(&'a mut Option<String>);
+    impl<'de> DeserializeSeed<'de> for FirstKey<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for FirstKey<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+            *self.0 = map.next_key::<String>()?;
+            // Stop here: the rest of the prefix may be cut anywhere.
+            Err(serde::de::Error::custom("first key read"))
+        }
+    }
+    let mut key = None;
+    let mut de = serde_json::Deserializer::from_slice(head);
+    let _ = FirstKey(&mut key).deserialize(&mut de);
+    key
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{read_jsonl, ReadLimits};
-    use crate::trace_bound::estimate;
-
-    #[test]
-    fn jsonl_round_trip_keeps_sequences_and_alternatives() {
-        let mut trace = Trace::new();
-        let top = vec![
-            TopLogprob {
-                token: 4,
-                logprob: -0.1,
-            },
-            TopLogprob {
-                token: 9,
-                logprob: -2.4,
-            },
-        ];
-        trace.push(
-            TraceToken::new(4, -0.1)
-                .unwrap()
-                .with_top_logprobs(top)
-                .unwrap(),
-        );
-        trace.push(TraceToken::new(9, -2.4).unwrap());
-        trace.end_sequence();
-        trace.push(TraceToken::new(1, -0.0).unwrap());
-        let mut out = Vec::new();
-        write_jsonl(&trace, &mut out).unwrap();
-        let back = read_jsonl(&out[..], &ReadLimits::default()).unwrap();
-        assert_eq!(back, trace);
-        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 4);
-    }
+    use crate::bound::trace::estimate;
+    use crate::trace::{read_jsonl, write_jsonl, ReadLimits};
 
     fn openai_doc(choices: &[&[(&str, f64)]]) -> String {
         let choice = |toks: &[(&str, f64)]| {
@@ -281,7 +254,7 @@ mod tests {
                 .iter()
                 .map(|&(t, lp)| {
                     // Unlikely tokens get a likelier alternative, as in a sampled text.
-                    let alt = if lp < -1.0 { -0.01 } else { -9999.0 };
+                    let alt = if lp < -1.0 { -0.5 } else { -9999.0 };
                     serde_json::json!({"token": t, "logprob": lp, "bytes": [1],
                         "top_logprobs": [{"token": t, "logprob": lp}, {"token": "zz", "logprob": alt}]})
                 })
@@ -314,8 +287,8 @@ mod tests {
         let two = read_openai(&format!("{doc}\n{doc}\n")).unwrap();
         assert_eq!(two.trace.num_tokens(), 8);
         assert_eq!(read_openai(&format!("[{doc},{doc}]")).unwrap(), two);
-        assert!(looks_like_openai_json(pretty.lines().next().unwrap()));
-        assert!(looks_like_openai_json(&doc));
+        assert!(sniff_openai(pretty.as_bytes()));
+        assert!(sniff_openai(doc.as_bytes()));
     }
 
     #[test]
@@ -342,6 +315,16 @@ mod tests {
         let err = read_openai(&positive).unwrap_err().to_string();
         assert!(err.contains("token 0") && err.contains("above 0"), "{err}");
         assert!(read_openai("{\"choices\": []}").is_err());
+        // Issue 12 item 14: the bad number and its place are named.
+        for bad in ["-Infinity", "NaN", "-1e400"] {
+            let doc = openai_doc(&[&[("a", -0.5), ("b", -0.25)]]).replace("-0.25", bad);
+            let err = read_openai(&doc).unwrap_err().to_string();
+            let want = format!("`{bad}` is not a finite JSON number");
+            assert!(
+                err.contains(&want) && err.contains("line 1 column"),
+                "{err}"
+            );
+        }
         assert!(read_openai("not json").is_err());
         assert!(read_openai("").is_err());
     }

@@ -1,11 +1,15 @@
 //! Writing paired traces from a verifier and a drafter model.
 
-use super::record::TraceRecord;
+use super::record::{TraceRecord, MAX_TOP_K, MAX_TRACE_DEPTH};
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 use rand::Rng;
 use std::io::Write;
+
+/// Most start positions [`write_paired_sequence`] writes for one sequence:
+/// the sampled text (16 bytes a token) is held in memory.
+pub const MAX_SEQUENCE_POSITIONS: u64 = 1 << 20;
 
 /// How much of one sequence [`write_paired_sequence`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +20,37 @@ pub struct SequenceShape {
     pub depth: u32,
     /// Drafter candidates listed per record.
     pub top_k: usize,
+}
+
+impl SequenceShape {
+    /// Checks the shape against the limits: depth in
+    /// `1..=`[`MAX_TRACE_DEPTH`], top-k in `1..=`[`MAX_TOP_K`], positions at
+    /// most [`MAX_SEQUENCE_POSITIONS`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the value out of its range.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=MAX_TRACE_DEPTH).contains(&self.depth) {
+            return Err(Error::InvalidArgument(format!(
+                "paired trace depth {} is not in 1..={MAX_TRACE_DEPTH}",
+                self.depth
+            )));
+        }
+        if !(1..=MAX_TOP_K).contains(&self.top_k) {
+            return Err(Error::InvalidArgument(format!(
+                "paired trace top-k {} is not in 1..={MAX_TOP_K}",
+                self.top_k
+            )));
+        }
+        if self.positions > MAX_SEQUENCE_POSITIONS {
+            return Err(Error::InvalidArgument(format!(
+                "{} positions per sequence is more than {MAX_SEQUENCE_POSITIONS}",
+                self.positions
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Writes the paired trace of one sequence: samples `positions + depth - 1`
@@ -35,7 +70,10 @@ pub struct SequenceShape {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidArgument`] for `depth = 0` or `top_k = 0`,
+/// [`Error::InvalidArgument`] for `depth` outside `1..=`[`MAX_TRACE_DEPTH`],
+/// `top_k` outside `1..=`[`MAX_TOP_K`] or more than
+/// [`MAX_SEQUENCE_POSITIONS`] positions (the limits a reader accepts, and
+/// bounded memory),
 /// [`Error::Model`] when a draw falls in the verifier's truncated tail,
 /// [`Error::Io`] when writing fails, and the models' errors.
 ///
@@ -74,15 +112,8 @@ where
         depth,
         top_k,
     } = shape;
-    if depth == 0 || top_k == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "paired trace needs depth >= 1 and top_k >= 1 (got {depth} and {top_k})"
-        )));
-    }
-    let len = usize::try_from(positions)
-        .ok()
-        .and_then(|p| p.checked_add(depth as usize - 1))
-        .ok_or_else(|| Error::InvalidArgument(format!("{positions} positions is too many")))?;
+    shape.check()?;
+    let len = positions as usize + depth as usize - 1;
     let mut text: Vec<TokenId> = Vec::with_capacity(len);
     let mut logprobs: Vec<f64> = Vec::with_capacity(len);
     for _ in 0..len {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use std::io::BufRead;
 
 /// Default cap on one line of a trace (1 MiB): a longer line is reported as
-/// bad instead of being buffered.
+/// bad instead of being buffered, and ends the reading.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 /// The records of one `(seq, pos)`: the verifier's continuation as ranks in
@@ -130,7 +130,9 @@ impl OrderCheck {
 
 /// Reads a paired trace record by record or group by group, in constant
 /// memory: one line (at most [`TraceReader::with_max_line_bytes`] bytes) and
-/// one group are buffered. Blank lines are skipped.
+/// one group are buffered. Blank lines are skipped. A line longer than the
+/// cap ends the reading (after at most the cap plus one buffer of it is
+/// read), so an endless input without newlines cannot hang the reader.
 ///
 /// [`TraceReader::bytes_read`] is a byte counter a caller can poll for
 /// progress.
@@ -161,6 +163,8 @@ pub struct TraceReader<R> {
     buf: Vec<u8>,
     order: OrderCheck,
     pending: Option<(usize, TraceRecord)>,
+    /// Set by an over-long line: the reading has ended.
+    stopped: bool,
 }
 
 impl<R: BufRead> TraceReader<R> {
@@ -174,6 +178,7 @@ impl<R: BufRead> TraceReader<R> {
             buf: Vec::new(),
             order: OrderCheck::default(),
             pending: None,
+            stopped: false,
         }
     }
 
@@ -194,11 +199,16 @@ impl<R: BufRead> TraceReader<R> {
     }
 
     /// Reads the next non-blank line into `buf`; `Ok(false)` at the end.
-    /// A line over the cap is consumed without being stored and reported.
+    /// A line over the cap ends the reading: its rest is not consumed (it
+    /// may have no end: `/dev/zero` has no newline), so at most the cap
+    /// plus one buffer is read past its start, and every later call returns
+    /// `Ok(false)`.
     fn read_line(&mut self) -> Result<bool> {
+        if self.stopped {
+            return Ok(false);
+        }
         loop {
             self.buf.clear();
-            let mut too_long = false;
             let mut any = false;
             loop {
                 let avail = self.input.fill_buf().map_err(|e| {
@@ -210,16 +220,25 @@ impl<R: BufRead> TraceReader<R> {
                 any = true;
                 let newline = avail.iter().position(|&b| b == b'\n');
                 let take = newline.map_or(avail.len(), |p| p + 1);
+                let content = self.buf.len() + take - usize::from(newline.is_some());
+                let too_long = content > self.max_line;
                 if !too_long {
-                    if self.buf.len() + take > self.max_line + 1 {
-                        too_long = true;
-                        self.buf.clear();
-                    } else {
-                        self.buf.extend_from_slice(&avail[..take]);
-                    }
+                    self.buf.extend_from_slice(&avail[..take]);
                 }
                 self.input.consume(take);
                 self.bytes += take as u64;
+                if too_long {
+                    self.stopped = true;
+                    self.buf.clear();
+                    self.line += 1;
+                    return Err(Error::TraceLine {
+                        line: self.line,
+                        reason: format!(
+                            "line is longer than {} bytes (reading stops here)",
+                            self.max_line
+                        ),
+                    });
+                }
                 if newline.is_some() {
                     break;
                 }
@@ -228,12 +247,6 @@ impl<R: BufRead> TraceReader<R> {
                 return Ok(false);
             }
             self.line += 1;
-            if too_long {
-                return Err(Error::TraceLine {
-                    line: self.line,
-                    reason: format!("line is longer than {} bytes", self.max_line),
-                });
-            }
             if !self.buf.iter().all(u8::is_ascii_whitespace) {
                 return Ok(true);
             }
@@ -248,7 +261,9 @@ impl<R: BufRead> TraceReader<R> {
     /// [`Error::TraceLine`] with the 1-based line number for a line that
     /// is too long, not JSON of the schema, or breaks a record invariant;
     /// [`Error::Io`] when reading fails. After a record error the reader
-    /// can go on with the next line.
+    /// can go on with the next line, except after an over-long line: its
+    /// end may never come (`/dev/zero`), so the reading stops there and
+    /// later calls return `Ok(None)`.
     pub fn next_record(&mut self) -> Result<Option<(usize, TraceRecord)>> {
         if !self.read_line()? {
             return Ok(None);
@@ -341,8 +356,9 @@ impl ValidationReport {
 /// Checks a whole trace, reporting every bad line by number (the first
 /// `max_errors` with their reasons, all of them in the count) instead of
 /// stopping at the first. A record out of order is reported and skipped, so
-/// one misplaced line yields one error. Streaming: O(1) memory in the
-/// number of records.
+/// one misplaced line yields one error. An over-long line is the last one
+/// read (see [`TraceReader::next_record`]): it is reported, and the check
+/// stops there. Streaming: O(1) memory in the number of records.
 ///
 /// # Errors
 ///
@@ -473,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn long_lines_are_bounded_and_reported() {
+    fn long_lines_are_bounded_reported_and_end_the_reading() {
         let long = format!(
             r#"{{"seq":0,"pos":1,"depth":1,"draft_top":[{}[1,-0.5]],"target":1}}"#,
             "[1,-0.5],".repeat(500)
@@ -486,16 +502,55 @@ mod tests {
             err,
             Error::TraceLine {
                 line: 2,
-                reason: "line is longer than 200 bytes".into()
+                reason: "line is longer than 200 bytes (reading stops here)".into()
             }
         );
-        // The reader resynchronises on the next line.
-        assert_eq!(r.next_record().unwrap().unwrap().0, 3);
+        // Issue 12 item 6: the reader stops at the bad line instead of
+        // skipping to a newline that may never come.
+        assert_eq!(r.next_record().unwrap(), None);
         assert!(
             r.buf.capacity() <= 1024,
             "buffer grew to {}",
             r.buf.capacity()
         );
+    }
+
+    #[test]
+    fn a_line_exactly_at_the_cap_is_read_one_byte_over_is_not() {
+        for with_newline in [true, false] {
+            let record = line(0, 0, 1, 1);
+            let text = if with_newline {
+                format!("{record}\n")
+            } else {
+                record.clone()
+            };
+            let mut r = TraceReader::new(text.as_bytes()).with_max_line_bytes(record.len());
+            assert!(r.next_record().unwrap().is_some());
+            let mut r = TraceReader::new(text.as_bytes()).with_max_line_bytes(record.len() - 1);
+            assert!(r.next_record().is_err());
+        }
+    }
+
+    #[test]
+    fn an_endless_line_stops_after_the_cap_plus_one_buffer() {
+        // 64 MiB of zero bytes and no newline, as from /dev/zero: the old
+        // reader consumed all of it looking for the end of the line.
+        let input = std::io::BufReader::new(std::io::Read::take(std::io::repeat(0), 64 << 20));
+        let mut r = TraceReader::new(input);
+        let err = r.next_record().unwrap_err();
+        assert!(matches!(err, Error::TraceLine { line: 1, .. }), "{err}");
+        assert!(
+            r.bytes_read() <= (DEFAULT_MAX_LINE_BYTES + 8192) as u64,
+            "read {} bytes",
+            r.bytes_read()
+        );
+        assert_eq!(r.next_record().unwrap(), None);
+        let mut g = Group::default();
+        let input = std::io::BufReader::new(std::io::Read::take(std::io::repeat(0), 64 << 20));
+        assert!(TraceReader::new(input).next_group(&mut g).is_err());
+        let input = std::io::BufReader::new(std::io::Read::take(std::io::repeat(0), 64 << 20));
+        let report = validate(input, 10).unwrap();
+        assert_eq!((report.lines, report.bad_lines), (1, 1));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! context this module measures, for each capacity `P`:
 //!
 //! - `E[X]` of the drafter's best-first tree evaluated under the verifier
-//!   (THEORY.md sections 2 and 3): what a real server gets;
+//!   (docs/THEORY.md sections 2 and 3): what a real server gets;
 //! - `OPT(P)`, the oracle tree (best-first under the verifier itself): the
 //!   most any deterministic drafter could get there.
 //!
@@ -18,7 +18,7 @@
 //!
 //! The sampled text, with every token's log-probability, the verifier's
 //! top alternatives and its exact entropy and second log-moment there, is
-//! kept as [`SampledToken`]s: the trace of THEORY.md section 4d and the
+//! kept as [`SampledToken`]s: the trace of docs/THEORY.md section 4d and the
 //! `mu`, `mu2` of section 4b.
 
 use crate::build::TreeBuilder;
@@ -26,95 +26,18 @@ use crate::capacity::{speed_of_light, CapacityPoint, CapacitySolver, SpeedOfLigh
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
+use crate::model::ContextModel;
 use crate::model::{NgramLm, NgramModel};
-use crate::simulate::ContextModel;
-use crate::trace::{TopLogprob, Trace, TraceToken};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-
-/// One token sampled from the verifier, with what the verifier knew there.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SampledToken {
-    /// The sampled token.
-    pub token: TokenId,
-    /// Its natural-log probability under the verifier.
-    pub logprob: f64,
-    /// The verifier's most probable tokens there, most probable first, with
-    /// their natural-log probabilities.
-    pub top_logprobs: Vec<(TokenId, f64)>,
-    /// The verifier's entropy there, `-sum p ln p` (nats).
-    pub entropy: f64,
-    /// The verifier's second log-moment there, `sum p (ln p)^2`.
-    pub second_log_moment: f64,
-}
-
-/// Samples `len` tokens from `model` after `prompt`, recording each token's
-/// log-probability, the `top_k` best alternatives, and the entropy and
-/// second log-moment of the distribution it was drawn from. Time
-/// O(len x model call).
-///
-/// # Errors
-///
-/// [`Error::Model`] when a draw falls in the model's truncated tail (sample
-/// from a complete model), and whatever the model returns.
-///
-/// # Examples
-///
-/// ```
-/// use rand::{rngs::StdRng, SeedableRng};
-/// use speclight::{workload::sample_with_logprobs, NgramLm};
-/// let lm = NgramLm::train(b"to be or not to be, that is the question", 3)?;
-/// let mut rng = StdRng::seed_from_u64(3);
-/// let tokens = sample_with_logprobs(&mut lm.model(), &[116, 111], 20, 5, &mut rng)?;
-/// assert_eq!(tokens.len(), 20);
-/// assert!(tokens.iter().all(|t| t.logprob <= 0.0 && t.top_logprobs.len() == 5));
-/// # Ok::<(), speclight::Error>(())
-/// ```
-pub fn sample_with_logprobs<M, R>(
-    model: &mut M,
-    prompt: &[TokenId],
-    len: usize,
-    top_k: usize,
-    rng: &mut R,
-) -> Result<Vec<SampledToken>>
-where
-    M: ContextModel + ?Sized,
-    R: Rng + ?Sized,
-{
-    let mut text = prompt.to_vec();
-    let mut out = Vec::with_capacity(len);
-    for _ in 0..len {
-        model.set_context(&text)?;
-        let dist = model.next(&[])?;
-        let token = dist.sample(rng).ok_or_else(|| {
-            Error::Model(
-                "a draw fell in the model's truncated tail: sample from a complete distribution"
-                    .into(),
-            )
-        })?;
-        out.push(SampledToken {
-            token,
-            logprob: dist.log_prob_of(token),
-            top_logprobs: dist
-                .tokens()
-                .iter()
-                .copied()
-                .zip(dist.log_probs().iter().copied())
-                .take(top_k)
-                .collect(),
-            entropy: dist.entropy(),
-            second_log_moment: dist.second_log_moment(),
-        });
-        text.push(token);
-    }
-    Ok(out)
-}
+use crate::stats::Estimate;
+use crate::trace::sample::{sample_with_logprobs, SampledToken};
+use rand::{rngs::StdRng, SeedableRng};
 
 /// Settings of a workload measurement ([`measure`]).
 ///
 /// # Examples
 ///
 /// ```
-/// let c = speclight::workload::WorkloadConfig::default();
+/// let c = speclight::experiment::workload::WorkloadConfig::default();
 /// assert_eq!(c.max_capacity, 1024);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -161,45 +84,6 @@ impl Default for WorkloadConfig {
     }
 }
 
-/// A mean with its standard error.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MeanSe {
-    /// Sample mean.
-    pub mean: f64,
-    /// Standard error of the mean (i.i.d. formula).
-    pub std_err: f64,
-}
-
-impl MeanSe {
-    /// Mean and standard error of `values` (`std_err = 0` for one value).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let m = speclight::workload::MeanSe::of(&[1.0, 3.0]);
-    /// assert_eq!((m.mean, m.std_err), (2.0, 1.0));
-    /// ```
-    pub fn of(values: &[f64]) -> Self {
-        let n = values.len() as f64;
-        if values.is_empty() {
-            return Self {
-                mean: f64::NAN,
-                std_err: f64::NAN,
-            };
-        }
-        let mean = values.iter().sum::<f64>() / n;
-        let var = if values.len() > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
-        Self {
-            mean,
-            std_err: (var / n).sqrt(),
-        }
-    }
-}
-
 /// What [`measure`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkloadReport {
@@ -207,10 +91,10 @@ pub struct WorkloadReport {
     pub capacities: Vec<usize>,
     /// `E[X]` of the drafter's best-first tree under the verifier, per capacity,
     /// averaged over the contexts.
-    pub drafter: Vec<MeanSe>,
+    pub drafter: Vec<Estimate>,
     /// `OPT(P)` (the oracle tree's `E[X]`), per capacity, averaged over the
     /// contexts.
-    pub oracle: Vec<MeanSe>,
+    pub oracle: Vec<Estimate>,
     /// The sampled sequences (one per prompt): the verifier trace.
     pub sequences: Vec<Vec<SampledToken>>,
     /// `mu`: the verifier's mean entropy over the sampled positions, nats.
@@ -229,7 +113,7 @@ pub struct WorkloadReport {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(speclight::workload::capacities(10), vec![1, 2, 4, 8, 10]);
+/// assert_eq!(speclight::experiment::workload::capacities(10), vec![1, 2, 4, 8, 10]);
 /// ```
 pub fn capacities(max: usize) -> Vec<usize> {
     let mut out: Vec<usize> = std::iter::successors(Some(1usize), |&p| p.checked_mul(2))
@@ -266,32 +150,7 @@ pub fn measure(
     config: &WorkloadConfig,
     on_context: &(dyn Fn() + Sync),
 ) -> Result<WorkloadReport> {
-    let bad = |what: &str| {
-        Err(Error::InvalidArgument(format!(
-            "workload {what} must be at least 1"
-        )))
-    };
-    if config.prompts == 0 {
-        return bad("prompt count");
-    }
-    if config.sequence_len == 0 {
-        return bad("sequence length");
-    }
-    if config.context_stride == 0 {
-        return bad("context stride");
-    }
-    if config.threads == 0 {
-        return bad("thread count");
-    }
-    if config.prompt_len == 0 || heldout.len() < config.prompt_len {
-        return Err(Error::InvalidArgument(format!(
-            "held-out text of {} bytes is shorter than a prompt of {} bytes",
-            heldout.len(),
-            config.prompt_len
-        )));
-    }
-    // Checks the capacity before any work.
-    TreeBuilder::new(config.max_capacity)?;
+    check_config(config, heldout)?;
     let caps = capacities(config.max_capacity);
 
     // 1. The trace: one sequence per prompt, prompts evenly spaced.
@@ -331,6 +190,72 @@ pub fn measure(
     }
 
     // 3. The trees, contexts split across threads in contiguous chunks.
+    let per_context = measure_contexts(verifier, drafter, &contexts, &caps, config, on_context)?;
+    let column = |pick: &dyn Fn(&ContextCurves) -> f64| {
+        Estimate::of(&per_context.iter().map(pick).collect::<Vec<f64>>())
+    };
+    let drafter_curve = (0..caps.len()).map(|i| column(&|c| c.0[i])).collect();
+    let oracle_curve = (0..caps.len()).map(|i| column(&|c| c.1[i])).collect();
+    Ok(WorkloadReport {
+        capacities: caps,
+        drafter: drafter_curve,
+        oracle: oracle_curve,
+        sequences,
+        mu,
+        mu2,
+        contexts: per_context.len(),
+        context_tokens: contexts,
+    })
+}
+
+/// The argument checks of [`measure`], before any work. O(1).
+fn check_config(config: &WorkloadConfig, heldout: &[u8]) -> Result<()> {
+    let bad = |what: &str| {
+        Err(Error::InvalidArgument(format!(
+            "workload {what} must be at least 1"
+        )))
+    };
+    if config.prompts == 0 {
+        return bad("prompt count");
+    }
+    if config.sequence_len == 0 {
+        return bad("sequence length");
+    }
+    if config.context_stride == 0 {
+        return bad("context stride");
+    }
+    if config.threads == 0 {
+        return bad("thread count");
+    }
+    super::limits::check_workload_size(
+        config.prompts,
+        config.sequence_len,
+        config.context_stride,
+        config.trace_top_k,
+    )?;
+    if config.prompt_len == 0 || heldout.len() < config.prompt_len {
+        return Err(Error::InvalidArgument(format!(
+            "held-out text of {} bytes is shorter than a prompt of {} bytes",
+            heldout.len(),
+            config.prompt_len
+        )));
+    }
+    // Checks the capacity before any work.
+    TreeBuilder::new(config.max_capacity)?;
+    Ok(())
+}
+
+/// Step 3 of [`measure`]: drafter and oracle curves at every context, the
+/// contexts split across `config.threads` threads in contiguous chunks (so
+/// the result does not depend on the thread count).
+fn measure_contexts(
+    verifier: &NgramLm,
+    drafter: &NgramLm,
+    contexts: &[Vec<TokenId>],
+    caps: &[usize],
+    config: &WorkloadConfig,
+    on_context: &(dyn Fn() + Sync),
+) -> Result<Vec<ContextCurves>> {
     let chunk = contexts.len().div_ceil(config.threads);
     let measure_chunk = |part: &[Vec<TokenId>]| -> Result<Vec<ContextCurves>> {
         let mut p = verifier.model().with_temperature(config.temperature)?;
@@ -381,60 +306,10 @@ pub fn measure(
     for r in results {
         per_context.extend(r?);
     }
-    let column = |pick: &dyn Fn(&ContextCurves) -> f64| {
-        MeanSe::of(&per_context.iter().map(pick).collect::<Vec<f64>>())
-    };
-    let drafter_curve = (0..caps.len()).map(|i| column(&|c| c.0[i])).collect();
-    let oracle_curve = (0..caps.len()).map(|i| column(&|c| c.1[i])).collect();
-    Ok(WorkloadReport {
-        capacities: caps,
-        drafter: drafter_curve,
-        oracle: oracle_curve,
-        sequences,
-        mu,
-        mu2,
-        contexts: per_context.len(),
-        context_tokens: contexts,
-    })
+    Ok(per_context)
 }
 
-/// The sampled sequences as a [`Trace`] (one trace sequence per prompt),
-/// with each token's top alternatives: the input of
-/// [`crate::trace_bound::estimate`] and of the JSONL writer. O(tokens).
-///
-/// # Errors
-///
-/// The [`TraceToken`] checks ([`Error::PositiveLogProb`], [`Error::NotFinite`],
-/// [`Error::DuplicateToken`]); samples from a model never fail them.
-///
-/// # Examples
-///
-/// ```
-/// use rand::{rngs::StdRng, SeedableRng};
-/// use speclight::{workload::{sample_with_logprobs, to_trace}, NgramLm};
-/// let lm = NgramLm::train(b"abcabd abcabd abcabd", 3)?;
-/// let seq = sample_with_logprobs(&mut lm.model(), &[97], 8, 3, &mut StdRng::seed_from_u64(1))?;
-/// let trace = to_trace(&[seq])?;
-/// assert_eq!((trace.sequences().len(), trace.num_tokens()), (1, 8));
-/// # Ok::<(), speclight::Error>(())
-/// ```
-pub fn to_trace(sequences: &[Vec<SampledToken>]) -> Result<Trace> {
-    let mut trace = Trace::new();
-    for seq in sequences {
-        for t in seq {
-            let top = t
-                .top_logprobs
-                .iter()
-                .map(|&(token, logprob)| TopLogprob { token, logprob })
-                .collect();
-            trace.push(TraceToken::new(t.token, t.logprob)?.with_top_logprobs(top)?);
-        }
-        trace.end_sequence();
-    }
-    Ok(trace)
-}
-
-/// The capacity solve of THEORY.md section 5 over a whole workload
+/// The capacity solve of docs/THEORY.md section 5 over a whole workload
 /// ([`solve_capacity`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkloadSolution {
@@ -468,7 +343,7 @@ pub struct WorkloadSolution {
 ///
 /// ```
 /// use speclight::capacity::{CapacitySolver, CostModel, DraftCost, LatencyProfile};
-/// use speclight::{workload::solve_capacity, NgramLm};
+/// use speclight::{experiment::workload::solve_capacity, NgramLm};
 /// let text = b"the cat sat on the mat and the cat ate the rat. ".repeat(10);
 /// let (p, q) = (NgramLm::train(&text, 4)?, NgramLm::train(&text[..60], 2)?);
 /// let cost = CostModel::new(LatencyProfile::constant(0.02)?, DraftCost::PerStep(0.001), 0.0)?;
@@ -635,7 +510,7 @@ mod tests {
         assert!(p.next(&[]).is_ok());
         // The mean entropy is the mean of the per-position entropies.
         let all: Vec<f64> = r.sequences.iter().flatten().map(|t| t.entropy).collect();
-        assert!((MeanSe::of(&all).mean - r.mu).abs() < 1e-12);
+        assert!((Estimate::of(&all).mean - r.mu).abs() < 1e-12);
         assert!(r.mu2 >= r.mu * r.mu);
     }
 

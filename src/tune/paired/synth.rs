@@ -22,7 +22,7 @@ use std::io::Write;
 /// `target_logprob` is written only with a single row: the process is then
 /// an i.i.d. verifier over rank tokens (the unlisted tokens lumped into one),
 /// and `ln a[rank]` is the verifier's log-probability, so the trace speed
-/// of light (THEORY.md 4d) is valid. With several rows no verifier explains
+/// of light (`docs/THEORY.md` section 4d) is valid. With several rows no verifier explains
 /// acceptance that rises with depth while depth-1 records stand for the
 /// text, so no log-probability is claimed.
 ///

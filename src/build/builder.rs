@@ -1,0 +1,601 @@
+//! The best-first builder, [`TreeBuilder`] (docs/THEORY.md section 3).
+
+use super::check_capacity;
+use super::frontier::{
+    BinaryFrontier, Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT,
+};
+use super::incremental::IncrementalBuild;
+use crate::dist::{TokenDist, TokenId};
+use crate::error::{Error, Result};
+use crate::model::NextTokenModel;
+use crate::tree::DraftTree;
+use std::collections::BinaryHeap;
+
+/// A context-free build uses [`RankQueues`] when its capacity is at least
+/// this many times the number of ranks (the crossover measured in
+/// `benches/core.rs`).
+const RANK_QUEUE_MIN_RATIO: usize = 8;
+
+/// Where a node's copied distribution lives in the builder's arena.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// Builds optimal draft trees (docs/THEORY.md section 3); reuse it across decoding
+/// steps so that its buffers are reused.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::{Iid, TokenDist, TreeBuilder};
+/// let mut model = Iid::new(TokenDist::from_probs(&[0.5, 0.3, 0.2])?);
+/// let mut builder = TreeBuilder::new(64)?.with_max_depth(Some(8))?;
+/// let tree = builder.build(&mut model)?;
+/// assert_eq!(tree.len(), 64);
+/// // OPT(n) for every n <= 64: prefix sums of the popped path probabilities.
+/// assert_eq!(builder.opt_curve().len(), 64);
+/// # Ok::<(), speclight::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
+    capacity: usize,
+    max_depth: Option<u32>,
+    /// `ln` of the probability floor, computed once: `ln(0)` takes glibc's
+    /// slow error path, 4.7% of a context-free build's instructions when it
+    /// was computed on every `advance` (issue 16).
+    log_floor: f64,
+    tree: DraftTree,
+    candidates: F,
+    /// Replaces `candidates` for large context-free builds (see [`RankQueues`]).
+    ranked: RankQueues,
+    /// Whether `ranked` is the frontier of the current build.
+    use_ranked: bool,
+    unexpanded: BinaryHeap<Unexpanded>,
+    /// Copied distributions: tokens and log-probabilities, sorted descending.
+    arena_tokens: Vec<TokenId>,
+    arena_logp: Vec<f64>,
+    arena_p: Vec<f64>,
+    /// Per tree node: `pi(v)` in linear space, for the OPT curve (an
+    /// underflow to 0 only drops terms below 1e-308 from the sums).
+    reach: Vec<f64>,
+    root_span: Span,
+    /// Per tree node; `len == 0` until the node is expanded.
+    spans: Vec<Span>,
+    /// Context-free model: every node shares the root's span.
+    shared: bool,
+    opt_curve: Vec<f64>,
+    path: Vec<TokenId>,
+    /// Nodes handed out by [`IncrementalBuild::next_batch`] and not yet fed.
+    awaiting: Vec<usize>,
+    expansions: usize,
+}
+
+impl TreeBuilder<BinaryFrontier> {
+    /// A builder for trees of at most `capacity` nodes, with no depth limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+    pub fn new(capacity: usize) -> Result<Self> {
+        Self::with_frontier(capacity)
+    }
+}
+
+impl<F: Frontier> TreeBuilder<F> {
+    /// As [`TreeBuilder::new`], with an explicit frontier type (for the
+    /// heap comparison of `benches/core.rs`; not part of the API).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+    #[doc(hidden)]
+    pub fn with_frontier(capacity: usize) -> Result<Self> {
+        check_capacity(capacity)?;
+        Ok(Self {
+            capacity,
+            max_depth: None,
+            log_floor: f64::NEG_INFINITY,
+            tree: DraftTree::with_capacity(capacity),
+            candidates: F::default(),
+            ranked: RankQueues::default(),
+            use_ranked: false,
+            unexpanded: BinaryHeap::new(),
+            arena_tokens: Vec::new(),
+            arena_logp: Vec::new(),
+            arena_p: Vec::new(),
+            reach: Vec::with_capacity(capacity),
+            root_span: Span::default(),
+            spans: Vec::with_capacity(capacity),
+            shared: false,
+            opt_curve: Vec::with_capacity(capacity),
+            path: Vec::new(),
+            awaiting: Vec::new(),
+            expansions: 0,
+        })
+    }
+
+    /// Sets the depth limit `D` (`None` = unlimited).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroDepth`] for `Some(0)`.
+    pub fn with_max_depth(mut self, max_depth: Option<u32>) -> Result<Self> {
+        self.set_max_depth(max_depth)?;
+        Ok(self)
+    }
+
+    /// Stops adding nodes whose path probability is below `min_prob` (a
+    /// probability floor: a server need not pay for hopeless tokens).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] unless `0 <= min_prob <= 1`.
+    pub fn with_min_prob(mut self, min_prob: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&min_prob) {
+            return Err(Error::InvalidArgument(format!(
+                "probability floor {min_prob} is not in [0, 1]"
+            )));
+        }
+        self.log_floor = min_prob.ln();
+        Ok(self)
+    }
+
+    /// Changes the capacity, keeping the buffers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+    pub fn set_capacity(&mut self, capacity: usize) -> Result<()> {
+        check_capacity(capacity)?;
+        self.capacity = capacity;
+        Ok(())
+    }
+
+    /// Changes the depth limit, keeping the buffers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroDepth`] for `Some(0)`.
+    pub fn set_max_depth(&mut self, max_depth: Option<u32>) -> Result<()> {
+        if max_depth == Some(0) {
+            return Err(Error::ZeroDepth);
+        }
+        self.max_depth = max_depth;
+        Ok(())
+    }
+
+    /// The capacity `P`.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The depth limit `D`, if any.
+    pub fn max_depth(&self) -> Option<u32> {
+        self.max_depth
+    }
+
+    /// The tree of the last build.
+    pub fn tree(&self) -> &DraftTree {
+        &self.tree
+    }
+
+    /// `OPT(n)` for `n = 1..=len` of the last build: `opt_curve()[n-1]` is the
+    /// sum of the `n` largest path probabilities, which is the best `E[X]` any
+    /// tree of `n` nodes can reach when the verifier equals the model built
+    /// from. Non-decreasing and concave in `n`.
+    pub fn opt_curve(&self) -> &[f64] {
+        &self.opt_curve
+    }
+
+    /// How many distributions the last build asked of its model (the root
+    /// included): the number of draft forward passes a server would pay.
+    pub fn expansions(&self) -> usize {
+        self.expansions
+    }
+
+    /// Builds the optimal tree for `model`: the `P` most probable prefixes of
+    /// depth at most `D` (fewer if the model's distributions run out). The
+    /// tree stays in the builder; the reference is valid until the next build.
+    ///
+    /// Time O(P log P) plus one model call per expanded node.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model returns.
+    pub fn build<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<&DraftTree> {
+        let context_free = model.is_context_free();
+        self.reset(model.next(&[])?, context_free);
+        while let Some(node) = self.advance() {
+            self.unexpanded.pop();
+            self.tree.path_tokens(node, &mut self.path);
+            let dist = model.next(&self.path)?;
+            self.expand(node, dist);
+        }
+        Ok(&self.tree)
+    }
+
+    /// Builds as [`TreeBuilder::build`] and returns an owned copy of the tree.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model returns.
+    pub fn build_owned<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<DraftTree> {
+        self.build(model).cloned()
+    }
+
+    /// Starts an incremental build from the root's distribution, for servers
+    /// that batch their draft calls. See [`IncrementalBuild`].
+    pub fn begin(&mut self, root: &TokenDist) -> IncrementalBuild<'_, F> {
+        self.reset(root, false);
+        IncrementalBuild::new(self)
+    }
+
+    /// Takes up the incremental build that the last [`TreeBuilder::begin`]
+    /// started, for callers that cannot hold the borrowed
+    /// [`IncrementalBuild`] between calls (the Python bindings keep the
+    /// builder in an object and re-borrow it on every call). On a builder
+    /// with no build in progress, the batch is empty and the tree is the
+    /// last one built.
+    pub fn resume(&mut self) -> IncrementalBuild<'_, F> {
+        IncrementalBuild::new(self)
+    }
+
+    /// Starts a build that a caller drives one [`TreeBuilder::step`] at a
+    /// time (the batch allocator interleaves many builders this way).
+    pub(crate) fn start(&mut self, root: &TokenDist, context_free: bool) {
+        self.reset(root, context_free);
+    }
+
+    /// An upper bound on the key (`ln pi`) of the next node this build would
+    /// add: its best candidate or its best unexpanded node. `None` when the
+    /// tree is full or the model's support is exhausted.
+    pub(crate) fn next_key_bound(&self) -> Option<f64> {
+        if self.tree.len() >= self.capacity {
+            return None;
+        }
+        let c = self.best_candidate().map(|c| c.score.get());
+        let u = self.best_unexpanded_key();
+        match (c, u) {
+            (Some(c), Some(u)) => Some(c.max(u)),
+            (c, u) => c.or(u),
+        }
+    }
+
+    /// One step of best-first: commits the best candidate when it beats
+    /// every unexpanded node (returns `true`), else expands the best
+    /// unexpanded node with one model call (returns `false`).
+    pub(crate) fn step<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<bool> {
+        let u = self.best_unexpanded_key();
+        match self.best_candidate() {
+            Some(c) if u.is_none_or(|u| c.score.get() >= u) => {
+                self.commit(c);
+                Ok(true)
+            }
+            _ => {
+                if let Some(u) = self.unexpanded.pop() {
+                    self.tree.path_tokens(u.item as usize, &mut self.path);
+                    let dist = model.next(&self.path)?;
+                    self.expand(u.item as usize, dist);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn reset(&mut self, root: &TokenDist, context_free: bool) {
+        self.tree.clear();
+        self.candidates.clear();
+        self.unexpanded.clear();
+        self.arena_tokens.clear();
+        self.arena_logp.clear();
+        self.arena_p.clear();
+        self.reach.clear();
+        self.spans.clear();
+        self.opt_curve.clear();
+        self.awaiting.clear();
+        self.expansions = 0;
+        self.shared = context_free;
+        // Rank queues pay off once the tree is much larger than the number of
+        // ranks (criterion medians on zipf:1.1:32: 46 -> 31 us at P = 1024,
+        // 538 -> 489 us at P = 16384, but 1.7 -> 2.3 us at P = 64).
+        self.use_ranked = context_free && self.capacity >= RANK_QUEUE_MIN_RATIO * root.len();
+        self.ranked
+            .reset(if self.use_ranked { root.len() } else { 0 });
+        self.root_span = self.copy_dist(root);
+        self.push_first_child(ROOT, 0.0, self.root_span);
+    }
+
+    fn copy_dist(&mut self, dist: &TokenDist) -> Span {
+        self.expansions += 1;
+        let start = self.arena_tokens.len() as u32;
+        self.arena_tokens.extend_from_slice(dist.tokens());
+        self.arena_logp.extend_from_slice(dist.log_probs());
+        self.arena_p.extend_from_slice(dist.probs());
+        Span {
+            start,
+            len: dist.len() as u32,
+        }
+    }
+
+    #[inline]
+    fn push_candidate(&mut self, c: Candidate) {
+        if self.use_ranked {
+            self.ranked.push(c);
+        } else {
+            self.candidates.push(c);
+        }
+    }
+
+    #[inline]
+    fn best_candidate(&self) -> Option<Candidate> {
+        if self.use_ranked {
+            self.ranked.peek()
+        } else {
+            self.candidates.peek()
+        }
+    }
+
+    /// Removes the best candidate, pushing `next` (its next sibling) in the
+    /// same operation where the frontier allows it.
+    #[inline]
+    fn pop_best(&mut self, next: Option<Candidate>) {
+        match (self.use_ranked, next) {
+            (true, next) => {
+                self.ranked.pop();
+                if let Some(n) = next {
+                    self.ranked.push(n);
+                }
+            }
+            (false, Some(n)) => self.candidates.replace_top(n),
+            (false, None) => {
+                self.candidates.pop();
+            }
+        }
+    }
+
+    #[inline]
+    fn push_first_child(&mut self, parent: u32, parent_key: f64, span: Span) {
+        self.push_candidate(Candidate {
+            score: LogKey::new(parent_key + self.arena_logp[span.start as usize]),
+            item: Child { parent, rank: 0 },
+        });
+    }
+
+    /// The key of the best unexpanded node, if any.
+    #[inline]
+    fn best_unexpanded_key(&self) -> Option<f64> {
+        self.unexpanded.peek().map(|u| u.score.get())
+    }
+
+    #[inline]
+    fn span_of(&self, parent: u32) -> Span {
+        if parent == ROOT || self.shared {
+            self.root_span
+        } else {
+            self.spans[parent as usize]
+        }
+    }
+
+    /// Commits candidates while they beat every unexpanded node. Returns the
+    /// best unexpanded node when its distribution is needed next (left on its
+    /// heap), or `None` when the tree is complete.
+    fn advance(&mut self) -> Option<usize> {
+        let floor = self.log_floor;
+        while self.tree.len() < self.capacity {
+            match (self.best_candidate(), self.best_unexpanded_key()) {
+                (Some(c), u) if u.is_none_or(|u| c.score.get() >= u) => {
+                    if c.score.get() < floor {
+                        return None;
+                    }
+                    self.commit(c);
+                }
+                (_, Some(u)) if u >= floor => {
+                    return self.unexpanded.peek().map(|u| u.item as usize);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Adds the frontier's best candidate to the tree: it leaves the
+    /// frontier as its next sibling enters (the sibling trick), and the new
+    /// node is queued for expansion (or expanded at once when the model is
+    /// context-free).
+    #[inline]
+    fn commit(&mut self, cand: Candidate) {
+        let (key, Child { parent, rank }) = (cand.score.get(), cand.item);
+        let span = self.span_of(parent);
+        let at = (span.start + rank) as usize;
+        // Sibling keys come from the parent's stored key, so that for a
+        // shared distribution they are a monotone function of it (the rank
+        // queues rely on that order, up to rounding ties).
+        let parent_key = if parent == ROOT {
+            0.0
+        } else {
+            self.tree.path_logprob(parent as usize)
+        };
+        let next_sibling = (rank + 1 < span.len).then(|| Candidate {
+            score: LogKey::new(parent_key + self.arena_logp[at + 1]),
+            item: Child {
+                parent,
+                rank: rank + 1,
+            },
+        });
+        self.pop_best(next_sibling);
+        let depth = if parent == ROOT {
+            1
+        } else {
+            self.tree.depth(parent as usize) + 1
+        };
+        let node = self.tree.len() as u32;
+        self.tree
+            .push_unchecked(parent, self.arena_tokens[at], depth, key);
+        let reach = if parent == ROOT {
+            self.arena_p[at]
+        } else {
+            self.reach[parent as usize] * self.arena_p[at]
+        };
+        self.reach.push(reach);
+        self.opt_curve
+            .push(self.opt_curve.last().copied().unwrap_or(0.0) + reach);
+        if self.max_depth.is_none_or(|d| depth < d) {
+            if self.shared {
+                // Every node shares the root's span (see `span_of`): no
+                // per-node span to write.
+                self.push_first_child(node, key, self.root_span);
+            } else {
+                self.spans.push(Span::default());
+                self.unexpanded.push(Unexpanded {
+                    score: LogKey::new(key),
+                    item: node,
+                });
+            }
+        } else if !self.shared {
+            self.spans.push(Span::default());
+        }
+    }
+
+    /// [`IncrementalBuild::next_batch`]: advances best-first, then hands out
+    /// up to `w` of the best unexpanded nodes.
+    pub(super) fn next_batch(&mut self, w: usize) -> Result<&[usize]> {
+        if w == 0 {
+            return Err(Error::InvalidArgument(
+                "batch width must be at least 1".into(),
+            ));
+        }
+        if !self.awaiting.is_empty() {
+            return Err(Error::BuilderState(format!(
+                "{} node(s) of the previous batch were not fed",
+                self.awaiting.len()
+            )));
+        }
+        if self.advance().is_some() {
+            while self.awaiting.len() < w {
+                match self.unexpanded.pop() {
+                    Some(u) => self.awaiting.push(u.item as usize),
+                    None => break,
+                }
+            }
+        }
+        Ok(&self.awaiting)
+    }
+
+    /// [`IncrementalBuild::feed`]: expands an awaited node.
+    pub(super) fn feed(&mut self, node: usize, dist: &TokenDist) -> Result<()> {
+        let Some(pos) = self.awaiting.iter().position(|&n| n == node) else {
+            return Err(Error::BuilderState(format!(
+                "node {node} is not awaiting a distribution"
+            )));
+        };
+        self.awaiting.swap_remove(pos);
+        self.expand(node, dist);
+        Ok(())
+    }
+
+    /// [`IncrementalBuild::finish`]: completes the tree from the known
+    /// candidates, unexpanded nodes staying leaves.
+    pub(super) fn finish(&mut self) -> Result<&DraftTree> {
+        if !self.awaiting.is_empty() {
+            return Err(Error::BuilderState(format!(
+                "{} node(s) of the last batch were not fed",
+                self.awaiting.len()
+            )));
+        }
+        self.unexpanded.clear();
+        self.advance();
+        Ok(&self.tree)
+    }
+
+    fn expand(&mut self, node: usize, dist: &TokenDist) {
+        let span = self.copy_dist(dist);
+        self.spans[node] = span;
+        self.push_first_child(node as u32, self.tree.path_logprob(node), span);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::MAX_CAPACITY;
+    use crate::model::Iid;
+
+    #[test]
+    fn takes_the_most_probable_prefixes() {
+        let mut m = Iid::new(TokenDist::from_probs(&[0.5, 0.3, 0.2]).unwrap());
+        let mut b = TreeBuilder::new(4).unwrap();
+        let t = b.build(&mut m).unwrap().clone();
+        // 0.5, 0.3, 0.25 (0,0), 0.2
+        let probs: Vec<f64> = t.path_logprobs().iter().map(|l| l.exp()).collect();
+        let want = [0.5, 0.3, 0.25, 0.2];
+        for (p, w) in probs.iter().zip(want) {
+            assert!((p - w).abs() < 1e-12, "{probs:?}");
+        }
+        assert!((b.opt_curve()[3] - 1.25).abs() < 1e-12);
+        t.validate().unwrap();
+    }
+
+    /// The floor keeps exactly the unfloored tree's nodes whose path
+    /// probability reaches it (checked on the plain build, independent of
+    /// the floor's code path), for context-free and path-dependent models.
+    #[test]
+    fn probability_floor_keeps_the_nodes_above_it() {
+        struct Opaque(Iid);
+        impl NextTokenModel for Opaque {
+            fn next(&mut self, path: &[TokenId]) -> Result<&TokenDist> {
+                self.0.next(path)
+            }
+        }
+        let dist = TokenDist::from_probs(&[0.5, 0.3, 0.2]).unwrap();
+        for floor in [0.0, 0.011, 0.07, 0.19, 0.45, 1.0] {
+            let full = TreeBuilder::new(256)
+                .unwrap()
+                .build_owned(&mut Iid::new(dist.clone()))
+                .unwrap();
+            let want = full
+                .path_logprobs()
+                .iter()
+                .filter(|&&lp| lp.exp() >= floor * (1.0 + 1e-12))
+                .count();
+            let mut floored = TreeBuilder::new(256).unwrap().with_min_prob(floor).unwrap();
+            let got = floored.build(&mut Iid::new(dist.clone())).unwrap().len();
+            assert_eq!(got, want.min(256), "floor {floor}, context-free");
+            let got = floored
+                .build(&mut Opaque(Iid::new(dist.clone())))
+                .unwrap()
+                .len();
+            assert_eq!(got, want.min(256), "floor {floor}, general path");
+        }
+        assert!(TreeBuilder::new(4).unwrap().with_min_prob(1.5).is_err());
+    }
+
+    #[test]
+    fn depth_limit_is_respected() {
+        let mut m = Iid::new(TokenDist::from_probs(&[0.9, 0.1]).unwrap());
+        let mut b = TreeBuilder::new(3)
+            .unwrap()
+            .with_max_depth(Some(1))
+            .unwrap();
+        let t = b.build(&mut m).unwrap();
+        assert_eq!(t.len(), 2, "only two depth-1 nodes exist");
+        assert_eq!(t.max_depth(), 1);
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        assert_eq!(TreeBuilder::new(0).unwrap_err(), Error::ZeroCapacity);
+        assert!(matches!(
+            TreeBuilder::new(MAX_CAPACITY + 1),
+            Err(Error::CapacityTooLarge { .. })
+        ));
+        assert_eq!(
+            TreeBuilder::new(1)
+                .unwrap()
+                .with_max_depth(Some(0))
+                .unwrap_err(),
+            Error::ZeroDepth
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The best-first builder: the `P` most probable prefixes (docs/THEORY.md section 3).
+//!
+//! Because `pi(child) <= pi(parent)`, the `P` largest path probabilities
+//! already form a prefix-closed set, so the optimal tree is "take the `P` most
+//! probable prefixes". The builder finds them with two max-heaps
+//! ([`frontier`]):
+//!
+//! - `candidates`: nodes whose key `ln pi` is known, each the `i`-th child of an
+//!   expanded node. Popping one adds it to the tree and pushes its next sibling
+//!   (the sibling trick: a parent's children enter one at a time, in order).
+//! - `unexpanded`: tree nodes whose distribution has not been asked for yet,
+//!   keyed by their own `ln pi`, an upper bound on every child's key.
+//!
+//! A candidate is committed when its key is at least the best unexpanded key;
+//! otherwise the best unexpanded node is expanded first. So the model is asked
+//! for a node's distribution only when one of its children could be next
+//! (lazy expansion), and a server can batch the `W` best pending expansions
+//! ([`IncrementalBuild`]). Context-free models are expanded eagerly from one
+//! shared copy of the distribution.
+//!
+//! Cost: O(P log P) time for P nodes plus the model calls; space O(P + sum of
+//! the expanded distributions' lengths). A reused [`TreeBuilder`] keeps every
+//! buffer, so building trees no larger than before allocates nothing.
+//!
+//! Files: `frontier.rs` (heap keys and queues), `builder.rs` ([`TreeBuilder`]),
+//! `incremental.rs` ([`IncrementalBuild`]), `batch.rs` (`build_batch`, feature
+//! `rayon`).
+
+#[cfg(feature = "rayon")]
+mod batch;
+mod builder;
+pub(crate) mod frontier;
+mod incremental;
+
+#[cfg(feature = "rayon")]
+pub use batch::build_batch;
+pub use builder::TreeBuilder;
+pub(crate) use frontier::Frontier;
+pub use incremental::IncrementalBuild;
+
+use crate::error::{Error, Result};
+
+/// The largest capacity any builder accepts (2^20 draft tokens).
+///
+/// Memory is O(P) for a context-free model and O(P k) for one whose `k`-token
+/// distributions depend on the path (each expanded node's distribution is
+/// copied, 20 bytes per token): at this maximum, measured peaks are 63 MiB and
+/// 703 MiB with `k = 32` (`cargo run --release --example max_capacity`;
+/// README, "Limits").
+pub const MAX_CAPACITY: usize = 1 << 20;
+
+/// Refuses a capacity of 0 or above [`MAX_CAPACITY`], as every entry point
+/// that takes one does.
+///
+/// # Errors
+///
+/// [`Error::ZeroCapacity`] or [`Error::CapacityTooLarge`].
+pub(crate) fn check_capacity(capacity: usize) -> Result<()> {
+    if capacity == 0 {
+        return Err(Error::ZeroCapacity);
+    }
+    if capacity > MAX_CAPACITY {
+        return Err(Error::CapacityTooLarge {
+            capacity,
+            max: MAX_CAPACITY,
+        });
+    }
+    Ok(())
+}
+
+/// The frontier heaps the builder was measured against, for
+/// `benches/core.rs` only (feature `frontier-comparison`; not part of the API).
+#[cfg(feature = "frontier-comparison")]
+#[doc(hidden)]
+pub mod frontier_comparison {
+    pub use super::frontier::{
+        BinaryFrontier, Candidate, Child, Frontier, LogKey, PriorityQueueFrontier,
+        QuaternaryFrontier, Scored,
+    };
+}
