@@ -1,0 +1,258 @@
+//! Prometheus text exposition (format 0.0.4) of the speculative-decoding
+//! counters.
+//!
+//! vLLM (`vllm/v1/spec_decode/metrics.py`, class `SpecDecodingProm`)
+//! registers the counters `vllm:spec_decode_num_drafts`,
+//! `vllm:spec_decode_num_draft_tokens`, `vllm:spec_decode_num_accepted_tokens`
+//! and `vllm:spec_decode_num_accepted_tokens_per_pos` (label `position`,
+//! 0-based, one per draft position); `prometheus_client` exposes them with a
+//! `_total` suffix and one series per engine label set, so every counter is
+//! summed over its label sets (per position for the last one). Its own
+//! definition of the mean acceptance length is
+//! `1 + num_accepted_tokens / num_drafts`. llama-server exposes the same
+//! four counters with the `llamacpp:` prefix.
+
+use super::{AcceptanceCounts, MetricsFormat, MAX_COUNT, MAX_POSITIONS};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+const PREFIXES: [(&str, MetricsFormat); 2] = [
+    ("vllm:", MetricsFormat::VllmPrometheus),
+    ("llamacpp:", MetricsFormat::LlamacppPrometheus),
+];
+
+/// Whether the text holds a speculative-decoding sample of a known server.
+pub fn looks_like(text: &str) -> bool {
+    PREFIXES
+        .iter()
+        .any(|(p, _)| text.contains(&format!("{p}spec_decode_num_")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counter {
+    Drafts,
+    DraftTokens,
+    AcceptedTokens,
+    AcceptedPerPos,
+}
+
+fn counter(name: &str) -> Option<Counter> {
+    let base = name.strip_suffix("_total").unwrap_or(name);
+    match base {
+        "spec_decode_num_drafts" => Some(Counter::Drafts),
+        "spec_decode_num_draft_tokens" => Some(Counter::DraftTokens),
+        "spec_decode_num_accepted_tokens" => Some(Counter::AcceptedTokens),
+        "spec_decode_num_accepted_tokens_per_pos" => Some(Counter::AcceptedPerPos),
+        _ => None,
+    }
+}
+
+/// Sums of the four counters over their label sets.
+#[derive(Debug, Default)]
+struct Sums {
+    format: Option<(MetricsFormat, &'static str)>,
+    drafts: Option<u64>,
+    draft_tokens: Option<u64>,
+    accepted: Option<u64>,
+    per_pos: BTreeMap<usize, u64>,
+}
+
+/// Parses the exposition and reduces it to [`AcceptanceCounts`] (not yet
+/// validated: see [`AcceptanceCounts::validate`]). O(size).
+///
+/// # Errors
+///
+/// [`Error::Metrics`] naming the line for a malformed sample, a negative,
+/// non-integer or non-finite count, a `per_pos` sample without a
+/// `position` label, both servers' counters in one file, a missing
+/// `drafts` or `accepted_tokens_per_pos` counter, or a gap in the positions.
+pub fn parse(text: &str) -> Result<AcceptanceCounts> {
+    let mut sums = Sums::default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        read_sample(line, i + 1, &mut sums)?;
+    }
+    finish(sums)
+}
+
+fn read_sample(line: &str, line_no: usize, sums: &mut Sums) -> Result<()> {
+    let bad = |m: String| Error::Metrics(format!("line {line_no}: {m}"));
+    let name_end = line
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let name = &line[..name_end];
+    let Some((prefix, format, which)) = PREFIXES
+        .iter()
+        .find_map(|&(p, f)| name.strip_prefix(p).and_then(counter).map(|c| (p, f, c)))
+    else {
+        return Ok(()); // another metric
+    };
+    match sums.format {
+        None => sums.format = Some((format, prefix)),
+        Some((f, _)) if f != format => {
+            return Err(bad("both vllm: and llamacpp: counters in one file".into()))
+        }
+        _ => {}
+    }
+    let (labels, rest) = split_labels(&line[name_end..]).map_err(bad)?;
+    let value_text = rest.split_whitespace().next().unwrap_or("");
+    let value = parse_count(value_text).map_err(|m| bad(format!("{name}: {m}")))?;
+    let add = |slot: &mut Option<u64>| *slot = Some(slot.unwrap_or(0).saturating_add(value));
+    match which {
+        Counter::Drafts => add(&mut sums.drafts),
+        Counter::DraftTokens => add(&mut sums.draft_tokens),
+        Counter::AcceptedTokens => add(&mut sums.accepted),
+        Counter::AcceptedPerPos => {
+            let position = label(labels, "position")
+                .ok_or_else(|| bad(format!("{name} has no position label")))?;
+            let k: usize = position
+                .parse()
+                .ok()
+                .filter(|&k| k < MAX_POSITIONS)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "position {position:?} is not in 0..{MAX_POSITIONS}"
+                    ))
+                })?;
+            let slot = sums.per_pos.entry(k).or_insert(0);
+            *slot = slot.saturating_add(value);
+        }
+    }
+    Ok(())
+}
+
+/// Splits `{a="x",b="y"} 12 1700000000` into the label text and the rest.
+fn split_labels(s: &str) -> std::result::Result<(&str, &str), String> {
+    let s = s.trim_start();
+    let Some(body) = s.strip_prefix('{') else {
+        return Ok(("", s));
+    };
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '}' if !in_quotes => return Ok((&body[..i], &body[i + 1..])),
+            _ => {}
+        }
+    }
+    Err("unterminated label set".into())
+}
+
+/// The value of label `key` in `a="x",key="y"` (escapes kept as written).
+fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
+    let mut rest = labels;
+    while let Some(eq) = rest.find("=\"") {
+        let name = rest[..eq].trim().trim_start_matches(',').trim();
+        let after = &rest[eq + 2..];
+        let end = after.find('"')?;
+        if name == key {
+            return Some(&after[..end]);
+        }
+        rest = &after[end + 1..];
+    }
+    None
+}
+
+/// A counter value: finite, non-negative, integral, at most [`MAX_COUNT`].
+fn parse_count(text: &str) -> std::result::Result<u64, String> {
+    let v: f64 = text
+        .parse()
+        .map_err(|_| format!("value {text:?} is not a number"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("count {text} is negative or not finite"));
+    }
+    if v.fract() != 0.0 || v > MAX_COUNT as f64 {
+        return Err(format!("count {text} is not an integer up to 2^53"));
+    }
+    Ok(v as u64)
+}
+
+fn finish(sums: Sums) -> Result<AcceptanceCounts> {
+    let (format, prefix) = sums
+        .format
+        .ok_or_else(|| Error::Metrics("no spec_decode counters found".into()))?;
+    let missing = |c: &str| Error::Metrics(format!("missing counter {prefix}{c}"));
+    let steps = sums
+        .drafts
+        .ok_or_else(|| missing("spec_decode_num_drafts"))?;
+    if sums.per_pos.is_empty() {
+        return Err(missing(
+            "spec_decode_num_accepted_tokens_per_pos (per-depth acceptance needs it)",
+        ));
+    }
+    let mut reached = Vec::with_capacity(sums.per_pos.len());
+    for (i, (&k, &v)) in sums.per_pos.iter().enumerate() {
+        if k != i {
+            return Err(Error::Metrics(format!(
+                "{prefix}spec_decode_num_accepted_tokens_per_pos has position {k} but not {i}"
+            )));
+        }
+        reached.push(v);
+    }
+    let sum: u64 = reached.iter().sum();
+    Ok(AcceptanceCounts {
+        format,
+        steps,
+        reached,
+        draft_tokens: sums.draft_tokens,
+        accepted_tokens: sums.accepted.unwrap_or(sum),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_label_sets_and_skips_other_samples() {
+        let text = r#"# HELP vllm:spec_decode_num_drafts_total Number of spec decoding drafts.
+# TYPE vllm:spec_decode_num_drafts_total counter
+vllm:spec_decode_num_drafts_total{engine="0",model_name="m"} 60.0
+vllm:spec_decode_num_drafts_total{engine="1",model_name="m"} 40.0
+vllm:spec_decode_num_drafts_created{engine="0",model_name="m"} 1.7e9
+vllm:spec_decode_num_accepted_tokens_total{engine="0",model_name="m"} 100.0
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="m",position="0"} 50.0
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="1",model_name="m",position="0"} 20.0
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="m",position="1"} 30.0
+vllm:generation_tokens_total{model_name="m"} 5000.0
+"#;
+        let c = parse(text).unwrap();
+        assert_eq!(
+            (c.steps, c.reached.clone(), c.accepted_tokens),
+            (100, vec![70, 30], 100)
+        );
+        assert_eq!(c.format, MetricsFormat::VllmPrometheus);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_counters_get_specific_errors() {
+        let pos = "vllm:spec_decode_num_accepted_tokens_per_pos_total{position=\"0\"} 5\n";
+        let cases = [
+            (pos.to_owned(), "missing counter vllm:spec_decode_num_drafts"),
+            ("vllm:spec_decode_num_drafts_total 10\n".to_owned(), "missing counter vllm:spec_decode_num_accepted_tokens_per_pos"),
+            (format!("vllm:spec_decode_num_drafts_total -3\n{pos}"), "negative"),
+            (format!("vllm:spec_decode_num_drafts_total 2.5\n{pos}"), "not an integer"),
+            (format!("vllm:spec_decode_num_drafts_total 10\n{}", pos.replace("\"0\"", "\"1\"")), "position 1 but not 0"),
+            ("vllm:spec_decode_num_drafts_total 10\nvllm:spec_decode_num_accepted_tokens_per_pos_total 5\n".to_owned(), "no position label"),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn labels_with_braces_and_escapes() {
+        let (labels, rest) = split_labels(r#"{a="x}y",position="3"} 7 123"#).unwrap();
+        assert_eq!(label(labels, "position"), Some("3"));
+        assert_eq!(rest.trim(), "7 123");
+        assert!(split_labels(r#"{a="x"#).is_err());
+    }
+}

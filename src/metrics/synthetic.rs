@@ -1,0 +1,243 @@
+//! A simulated chain run on real models (the bundled n-gram pair in the
+//! tests), written in every server format, with its true per-depth
+//! acceptance: the reference the fit is checked against.
+
+use crate::dist::TokenId;
+use crate::error::{Error, Result};
+use crate::model::ContextModel;
+use rand::{rngs::StdRng, SeedableRng};
+use serde_json::json;
+use std::fmt::Write;
+
+/// Most steps one simulated run may take.
+pub const MAX_SIM_STEPS: usize = 1 << 24;
+
+/// What [`SimulatedChain::run`] recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedChain {
+    /// The chain length `K` drafted every step.
+    pub draft_length: usize,
+    /// Accepted draft tokens of each step, in order.
+    pub accepted: Vec<u32>,
+    /// `true_reach[d - 1]`: the mean over steps of the verifier's exact
+    /// `P(X >= d)` for the chain drafted there (docs/THEORY.md section 2),
+    /// the quantity the observed `reached[d - 1] / steps` estimates.
+    pub true_reach: Vec<f64>,
+}
+
+impl SimulatedChain {
+    /// Runs `steps` rounds: the drafter proposes its rank-0 chain of `k`
+    /// tokens at the current text, the verifier samples token by token
+    /// (seeded) and accepts while it matches, and the accepted tokens plus
+    /// the bonus token are appended. Time O(steps k) calls of each model.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for `k == 0`, no steps, more than
+    /// [`MAX_SIM_STEPS`] or an empty prompt; [`Error::Model`] when a draw
+    /// falls in the verifier's truncated tail; whatever the models return.
+    pub fn run<D, V>(
+        drafter: &mut D,
+        verifier: &mut V,
+        prompt: &[TokenId],
+        k: usize,
+        steps: usize,
+        seed: u64,
+    ) -> Result<Self>
+    where
+        D: ContextModel + ?Sized,
+        V: ContextModel + ?Sized,
+    {
+        if k == 0 || steps == 0 || steps > MAX_SIM_STEPS || prompt.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "simulated chain needs k >= 1, 1..={MAX_SIM_STEPS} steps and a prompt (k = {k}, steps = {steps})"
+            )));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut text = prompt.to_vec();
+        let mut chain: Vec<TokenId> = Vec::with_capacity(k);
+        let mut run = Self {
+            draft_length: k,
+            accepted: Vec::with_capacity(steps),
+            true_reach: vec![0.0; k],
+        };
+        for _ in 0..steps {
+            drafter.set_context(&text)?;
+            verifier.set_context(&text)?;
+            chain.clear();
+            for _ in 0..k {
+                let token = drafter.next(&chain)?.tokens()[0];
+                chain.push(token);
+            }
+            let (accepted, bonus) = run.verify(verifier, &chain, &mut rng)?;
+            text.extend_from_slice(&chain[..accepted]);
+            text.push(bonus);
+            run.accepted.push(accepted as u32);
+        }
+        for r in &mut run.true_reach {
+            *r /= steps as f64;
+        }
+        Ok(run)
+    }
+
+    /// Walks the chain with verifier draws; adds the exact reach of every
+    /// depth to `true_reach`. Returns (accepted, bonus token).
+    fn verify<V: ContextModel + ?Sized>(
+        &mut self,
+        verifier: &mut V,
+        chain: &[TokenId],
+        rng: &mut StdRng,
+    ) -> Result<(usize, TokenId)> {
+        let tail = || Error::Model("the verifier's draw fell in its truncated tail".into());
+        let mut reach = 1.0;
+        let mut accepted: Option<(usize, TokenId)> = None;
+        for d in 0..=chain.len() {
+            let dist = verifier.next(&chain[..d])?;
+            if accepted.is_none() {
+                let y = dist.sample(rng).ok_or_else(tail)?;
+                if d == chain.len() || y != chain[d] {
+                    accepted = Some((d, y));
+                }
+            }
+            if d < chain.len() {
+                reach *= dist.prob_of(chain[d]);
+                self.true_reach[d] += reach;
+            }
+        }
+        accepted.ok_or_else(tail)
+    }
+
+    /// The true conditional acceptance `a_d = reach_d / reach_{d-1}`.
+    pub fn true_acceptance(&self) -> Vec<f64> {
+        let mut previous = 1.0;
+        self.true_reach
+            .iter()
+            .map(|&r| {
+                let a = if previous > 0.0 { r / previous } else { 0.0 };
+                previous = r;
+                a
+            })
+            .collect()
+    }
+
+    /// `h[i]`: steps (within `range`) that accepted exactly `i` tokens.
+    fn histogram(&self, range: std::ops::Range<usize>) -> Vec<u64> {
+        let mut h = vec![0u64; self.draft_length + 1];
+        for &a in &self.accepted[range] {
+            h[a as usize] += 1;
+        }
+        h
+    }
+
+    /// `[0, n)` split into `parts` consecutive non-empty ranges (fewer if `n < parts`).
+    fn split(&self, parts: usize) -> Vec<std::ops::Range<usize>> {
+        let n = self.accepted.len();
+        let parts = parts.clamp(1, n);
+        (0..parts)
+            .map(|i| i * n / parts..(i + 1) * n / parts)
+            .collect()
+    }
+
+    /// Prometheus text as vLLM's `/metrics` writes it (`prefix` `vllm:`)
+    /// or llama-server's (`llamacpp:`), the steps split over two engines.
+    pub fn to_prometheus(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        let engines = self.split(2);
+        let counters: [(&str, &str); 3] = [
+            ("spec_decode_num_drafts", "Number of spec decoding drafts."),
+            ("spec_decode_num_draft_tokens", "Number of draft tokens."),
+            (
+                "spec_decode_num_accepted_tokens",
+                "Number of accepted tokens.",
+            ),
+        ];
+        for (c, (name, help)) in counters.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {prefix}{name}_total {help}");
+            let _ = writeln!(out, "# TYPE {prefix}{name}_total counter");
+            for (e, range) in engines.iter().enumerate() {
+                let steps = range.len() as u64;
+                let value = match c {
+                    0 => steps,
+                    1 => steps * self.draft_length as u64,
+                    _ => self.accepted[range.clone()]
+                        .iter()
+                        .map(|&a| u64::from(a))
+                        .sum(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{prefix}{name}_total{{engine=\"{e}\",model_name=\"speclight-sim\"}} {value}.0"
+                );
+            }
+        }
+        let name = format!("{prefix}spec_decode_num_accepted_tokens_per_pos_total");
+        let _ = writeln!(out, "# HELP {name} Accepted tokens per draft position.");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (e, range) in engines.iter().enumerate() {
+            let h = self.histogram(range.clone());
+            for pos in 0..self.draft_length {
+                let reached: u64 = h[pos + 1..].iter().sum();
+                let _ = writeln!(
+                    out,
+                    "{name}{{engine=\"{e}\",model_name=\"speclight-sim\",position=\"{pos}\"}} {reached}.0"
+                );
+            }
+        }
+        out
+    }
+
+    /// vLLM per-request responses (JSON Lines), the steps split over `requests`.
+    pub fn to_vllm_requests(&self, requests: usize) -> String {
+        let k = self.draft_length as u64;
+        self.split(requests)
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| {
+                let h = self.histogram(range.clone());
+                let steps = range.len() as u64;
+                let accepted: u64 = h.iter().enumerate().map(|(a, n)| a as u64 * n).sum();
+                json!({
+                    "id": format!("cmpl-{i}"),
+                    "choices": [{"index": 0, "text": ""}],
+                    "metrics": {"speculative_decoding": {
+                        "mean_acceptance_length": 1.0 + accepted as f64 / steps as f64,
+                        "draft_acceptance_rate": accepted as f64 / (steps * k) as f64,
+                        "acceptance_histogram": h,
+                        "num_spec_steps": steps,
+                        "num_accepted_draft_tokens": accepted,
+                        "num_draft_tokens": steps * k,
+                        "num_spec_tokens": k,
+                    }},
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    /// SGLang `/generate` responses (JSON Lines), the steps split over `requests`.
+    pub fn to_sglang(&self, requests: usize) -> String {
+        self.split(requests)
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| {
+                let h = self.histogram(range.clone());
+                let steps = range.len() as u64;
+                let accepted: u64 = h.iter().enumerate().map(|(a, n)| a as u64 * n).sum();
+                let completion = accepted + steps;
+                json!({
+                    "text": "",
+                    "meta_info": {
+                        "id": format!("req-{i}"),
+                        "completion_tokens": completion,
+                        "spec_verify_ct": steps,
+                        "spec_accept_length": completion as f64 / steps as f64,
+                        "spec_accept_histogram": h,
+                    },
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    }
+}
