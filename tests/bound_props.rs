@@ -1,11 +1,11 @@
-//! Properties of the certificates (THEORY.md section 4) over random
+//! Properties of the certificates (docs/THEORY.md section 4) over random
 //! distributions (1 to 64 tokens), capacities 1 to 4096 and depth limits.
 
 use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use speclight::bound::{
-    check_with, dual_bound, optimal_value, paper_bound, renewal_bound, renewal_bound_optimized,
-    CheckOptions, DualOptions, Moments,
+    certify_best_first, check_with, dual_bound, optimal_value, paper_bound, renewal_bound,
+    renewal_bound_optimized, CheckOptions, DualOptions, Moments,
 };
 use speclight::{evaluate, DraftTree, Iid, TokenDist, TreeBuilder};
 use std::collections::HashSet;
@@ -176,7 +176,7 @@ proptest! {
     }
 }
 
-/// THEORY.md 4b notes that both renewal bounds are >= 1; that holds for B1
+/// docs/THEORY.md 4b notes that both renewal bounds are >= 1; that holds for B1
 /// but not for B2 (see `closed_forms_are_ordered`): a flat distribution at
 /// P = 1 has B2 below 1, still above OPT(1).
 #[test]
@@ -190,4 +190,27 @@ fn b2_can_be_below_one_and_still_bounds_opt() {
     let opt = optimal_value(&mut Iid::new(dist), 1, &DualOptions::default()).unwrap();
     assert!((opt.value - 0.05).abs() < 1e-12);
     assert!(opt.value <= b2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Issue 12 item 17: the builder's tree passes the optimality
+    /// certificate (computed without the heap) under its own model, and a
+    /// tree with one node fewer than `P` does not while the boundary has mass.
+    #[test]
+    fn best_first_trees_are_certified_optimal(
+        dist in dist_strategy(),
+        capacity in 2usize..=512,
+        max_depth in depth_strategy(),
+    ) {
+        let mut m = Iid::new(dist);
+        let tree = TreeBuilder::new(capacity)?.with_max_depth(max_depth)?.build_owned(&mut m)?;
+        let o = certify_best_first(&tree, &mut m, capacity, max_depth)?;
+        prop_assert!(o.optimal, "{o:?}");
+        if tree.len() == capacity {
+            let o = certify_best_first(&tree, &mut m, capacity + 1, max_depth)?;
+            prop_assert_eq!(o.optimal, o.max_boundary_ln_pi == f64::NEG_INFINITY);
+        }
+    }
 }

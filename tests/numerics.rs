@@ -110,3 +110,30 @@ fn bad_numbers_are_refused_not_propagated() {
         assert!(TokenDist::from_logits(&[0], &[0.0], t, None).is_err());
     }
 }
+
+/// Issue 12 item 3: `bound --dist 0.5,0.5000009 --capacity 62 --max-depth 5`
+/// failed the link `U(lambda*) <= B2` (5.0000135 against 5) because the sum
+/// above 1 was kept. Accepted inputs are renormalised, so the chain holds.
+#[test]
+fn a_sum_slightly_above_one_still_certifies_with_a_depth_cap() {
+    use speclight::bound::{check_with, CheckOptions, DualOptions};
+    let dist = speclight::parse_dist("0.5,0.5000009").unwrap();
+    let mut m = Iid::new(dist);
+    let tree = TreeBuilder::new(62)
+        .unwrap()
+        .with_max_depth(Some(5))
+        .unwrap()
+        .build_owned(&mut m)
+        .unwrap();
+    let opts = CheckOptions {
+        dual: DualOptions::default().with_max_depth(Some(5)),
+        ..CheckOptions::default()
+    };
+    let cert = check_with(&tree, &mut m, 62, &opts).unwrap();
+    assert!(cert.certified);
+    assert!(
+        cert.dual_certificate <= 5.0 + 1e-9,
+        "{}",
+        cert.dual_certificate
+    );
+}

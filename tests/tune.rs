@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use speclight::tune::{
-    predict, tune, validate, AcceptanceEstimator, Group, Split, SyntheticTrace, TraceReader,
-    TuneConfig, Z95,
+    predict, tune, validate, AcceptanceEstimator, Group, Policy, Split, SyntheticTrace,
+    TraceReader, TuneConfig, Z95,
 };
 use speclight::{evaluate, format::from_rank_paths, PositionalByDepth};
 
@@ -106,7 +106,7 @@ fn end_to_end_on_a_synthetic_trace() {
     let mut true_model = PositionalByDepth::new(&truth()).unwrap();
     for r in &report.results {
         let best = &r.policies[0];
-        assert_eq!(best.policy, "best-first");
+        assert_eq!(best.policy, Policy::BestFirst);
         let pred = best.predicted.unwrap();
         let meas = best.measured.unwrap();
         println!(
@@ -118,6 +118,11 @@ fn end_to_end_on_a_synthetic_trace() {
             meas.accepted.mean
         );
         assert!(pred.heldout_interval.contains(meas.accepted.mean));
+        // Issue 11: one interval type. The prediction band and the measured
+        // mean's interval are both `stats::Interval` (a second `tune::Interval`
+        // type would not compile here).
+        let bands: [&speclight::stats::Interval; 2] = [&pred.heldout_interval, &meas.accepted];
+        assert!(bands.iter().all(|i| i.lo <= i.mean && i.mean <= i.hi));
         assert!(best.nodes <= r.capacity);
         for other in &r.policies[1..] {
             let m = other.measured.unwrap().accepted.mean;
@@ -139,7 +144,7 @@ fn end_to_end_on_a_synthetic_trace() {
             if let Some(v) = other
                 .versus
                 .as_ref()
-                .filter(|v| v.reference == "best-first")
+                .filter(|v| v.reference == Policy::BestFirst)
             {
                 let d = v.difference.unwrap();
                 assert!(d.accepted.hi >= 0.0, "{}: {:?}", other.policy, d);
@@ -267,7 +272,7 @@ proptest! {
 fn measured_values_stay_below_the_trace_speed_of_light() {
     // One acceptance row for every depth: the rank process is then an i.i.d.
     // verifier over "rank tokens" (plus one lumped miss token), the depth-1
-    // records of consecutive positions are a sample of it, and THEORY.md 4d
+    // records of consecutive positions are a sample of it, and docs/THEORY.md 4d
     // bounds every tree's E[X]. Seed 11.
     let row = vec![0.5, 0.2, 0.1, 0.05];
     let synth = SyntheticTrace::new(vec![row], 4, 6).unwrap();
@@ -439,4 +444,109 @@ fn one_held_out_sequence_still_gives_finite_intervals_and_a_readable_report() {
     let json = serde_json::to_string(&report).unwrap();
     let back: speclight::tune::TuneReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back.results.len(), 1);
+}
+
+/// Issue 12 item 15: `tune` with nothing to measure is an error naming the
+/// cause (the old code returned a report of empty measurements), and a
+/// depth limit of 0 is refused as the builder refuses it.
+#[test]
+fn tune_refuses_an_empty_heldout_split_and_a_zero_depth() {
+    let synth = SyntheticTrace::new(vec![vec![0.6, 0.2]], 3, 3).unwrap();
+    let mut trace = Vec::new();
+    synth.write_jsonl(&mut trace, 20, 10, 2).unwrap();
+    let config = TuneConfig {
+        capacities: vec![2, 4],
+        split: Split::from_seq(20),
+        ..Default::default()
+    };
+    let err = tune(|| Ok(&trace[..]), &config).unwrap_err();
+    assert!(
+        err.to_string().contains("the held-out split is empty"),
+        "{err}"
+    );
+
+    // Held-out groups exist but none records the depths the trees need.
+    let mut short = Vec::new();
+    let shallow = SyntheticTrace::new(vec![vec![0.6, 0.2]], 3, 2).unwrap();
+    synth.write_jsonl(&mut short, 10, 10, 2).unwrap();
+    let mut tail = Vec::new();
+    shallow.write_jsonl(&mut tail, 20, 10, 3).unwrap();
+    // Sequences 10..20 of the shallow trace (depth 2) follow 0..10 (depth 3).
+    let tail = String::from_utf8(tail).unwrap();
+    let from = tail.find("\"seq\":10,").unwrap();
+    let start = tail[..from].rfind('\n').map_or(0, |i| i + 1);
+    short.extend_from_slice(&tail.as_bytes()[start..]);
+    let config = TuneConfig {
+        capacities: vec![4],
+        split: Split::from_seq(10),
+        eagle_depth: 3,
+        ..Default::default()
+    };
+    let err = tune(|| Ok(&short[..]), &config).unwrap_err();
+    assert!(
+        err.to_string().contains("record fewer than the 3 depths"),
+        "{err}"
+    );
+
+    let config = TuneConfig {
+        max_depth: Some(0),
+        split: Split::new(0.3, 0).unwrap(),
+        ..Default::default()
+    };
+    assert_eq!(
+        tune(|| Ok(&trace[..]), &config).unwrap_err(),
+        speclight::Error::ZeroDepth
+    );
+}
+
+/// Issue 12 item 7: the writer's sizes are bounded by the limits a reader
+/// accepts (the old code tried to allocate for `depth = u32::MAX`).
+#[test]
+fn paired_writer_refuses_shapes_beyond_the_limits() {
+    use speclight::tune::{
+        write_paired_sequence, SequenceShape, MAX_SEQUENCE_POSITIONS, MAX_TOP_K, MAX_TRACE_DEPTH,
+    };
+    use speclight::{Iid, TokenDist};
+    let mut verifier = Iid::new(TokenDist::from_probs(&[0.5, 0.3, 0.2]).unwrap());
+    let mut drafter = verifier.clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let ok = SequenceShape {
+        positions: 3,
+        depth: MAX_TRACE_DEPTH,
+        top_k: MAX_TOP_K,
+    };
+    assert!(ok.check().is_ok());
+    for bad in [
+        SequenceShape {
+            depth: u32::MAX,
+            ..ok
+        },
+        SequenceShape {
+            depth: MAX_TRACE_DEPTH + 1,
+            ..ok
+        },
+        SequenceShape { depth: 0, ..ok },
+        SequenceShape {
+            top_k: MAX_TOP_K + 1,
+            ..ok
+        },
+        SequenceShape { top_k: 0, ..ok },
+        SequenceShape {
+            positions: MAX_SEQUENCE_POSITIONS + 1,
+            ..ok
+        },
+        SequenceShape {
+            positions: u64::MAX,
+            ..ok
+        },
+    ] {
+        assert!(bad.check().is_err(), "{bad:?}");
+        let mut out = Vec::new();
+        let err = write_paired_sequence(0, &mut verifier, &mut drafter, bad, &mut rng, &mut out);
+        assert!(
+            matches!(err, Err(speclight::Error::InvalidArgument(_))),
+            "{bad:?}: {err:?}"
+        );
+        assert!(out.is_empty());
+    }
 }

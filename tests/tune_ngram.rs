@@ -5,7 +5,7 @@
 #![cfg(all(feature = "serde", feature = "corpora"))]
 
 use rand::{rngs::StdRng, SeedableRng};
-use speclight::corpus::{load, Corpus};
+use speclight::experiment::corpus::{load, Corpus};
 use speclight::tune::{tune, write_paired_sequence, SequenceShape, Split, TuneConfig};
 use speclight::NgramLm;
 

@@ -10,10 +10,11 @@
 //! - oracle tree <= (B2) <= (B1) <= published bound, from the measured mu, mu2.
 #![cfg(feature = "corpora")]
 
+use speclight::bound::trace::{estimate, DEFAULT_BLOCKS};
 use speclight::bound::{paper_bound, renewal_bound, renewal_bound_optimized};
-use speclight::corpus::{load, Corpus};
-use speclight::trace_bound::{estimate, DEFAULT_BLOCKS};
-use speclight::workload::{measure, to_trace, WorkloadConfig};
+use speclight::experiment::corpus::{load, Corpus};
+use speclight::experiment::workload::{measure, WorkloadConfig};
+use speclight::trace::to_trace;
 use speclight::NgramLm;
 
 #[test]
@@ -50,7 +51,7 @@ fn drafter_oracle_speed_of_light_and_bounds_are_ordered() {
                 corpus.name(),
                 drafter.mean,
                 oracle.mean,
-                oracle.std_err,
+                oracle.std_error,
                 light.mean,
                 light.ci_low,
                 light.ci_high

@@ -3,33 +3,29 @@
 //! 20 KB, 4 prompts of 32 sampled bytes, P <= 16).
 #![cfg(feature = "cli")]
 
-use std::process::Command;
+use crate::harness::{scratch, speclight};
 
 #[test]
 fn demo_prints_a_table_and_writes_an_svg() {
-    let dir = std::env::temp_dir().join(format!("speclight-demo-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = scratch("demo");
     let svg = dir.join("demo.svg");
-    let out = Command::new(env!("CARGO_BIN_EXE_speclight"))
-        .args([
-            "demo",
-            "--out",
-            svg.to_str().expect("utf-8 path"),
-            "--prompts",
-            "4",
-            "--sequence-len",
-            "32",
-            "--context-stride",
-            "16",
-            "--max-capacity",
-            "16",
-            "--verifier-order",
-            "4",
-            "--train-bytes",
-            "20000",
-        ])
-        .output()
-        .expect("the binary runs");
+    let out = speclight(&[
+        "demo",
+        "--out",
+        svg.to_str().expect("utf-8 path"),
+        "--prompts",
+        "4",
+        "--sequence-len",
+        "32",
+        "--context-stride",
+        "16",
+        "--max-capacity",
+        "16",
+        "--verifier-order",
+        "4",
+        "--train-bytes",
+        "20000",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -65,21 +61,17 @@ fn demo_prints_a_table_and_writes_an_svg() {
         assert!(plot.contains(curve), "{curve} missing from the plot");
     }
     assert!(stdout.contains("capacity solve"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn demo_refuses_bad_settings_in_one_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_speclight"))
-        .args([
-            "demo",
-            "--verifier-order",
-            "9",
-            "--out",
-            "/nonexistent/x.svg",
-        ])
-        .output()
-        .expect("the binary runs");
+    let out = speclight(&[
+        "demo",
+        "--verifier-order",
+        "9",
+        "--out",
+        "/nonexistent/x.svg",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -2,19 +2,11 @@
 //! agreement with the library, and one-line errors.
 #![cfg(feature = "cli")]
 
+use crate::harness::{speclight, temp_file};
 use speclight::capacity::{allocate, CapacitySolver, CostModel, DraftCost, LatencyProfile};
-use speclight::{spec, Iid};
-use std::process::Command;
+use speclight::{parse_dist, Iid};
 
 const DIST: &str = "0.634,0.108,0.057,0.034,0.023";
-
-fn speclight(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_speclight"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run speclight")
-}
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = speclight(args);
@@ -69,7 +61,7 @@ fn solve_json_has_the_documented_fields_and_matches_the_library() {
         0.0,
     )
     .unwrap();
-    let mut model = Iid::new(spec::parse_dist(DIST).unwrap());
+    let mut model = Iid::new(parse_dist(DIST).unwrap());
     let s = CapacitySolver::new(cost, 64, 6)
         .unwrap()
         .solve(&mut model)
@@ -94,7 +86,7 @@ fn allocate_json_lists_per_request_capacities() {
     ]);
     let mut models: Vec<Iid> = specs
         .iter()
-        .map(|s| Iid::new(spec::parse_dist(s).unwrap()))
+        .map(|s| Iid::new(parse_dist(s).unwrap()))
         .collect();
     let a = allocate(&mut models, 24).unwrap();
     let reqs = doc["requests"].as_array().unwrap();
@@ -111,7 +103,6 @@ fn allocate_json_lists_per_request_capacities() {
 
 #[test]
 fn bad_inputs_fail_with_one_line() {
-    let dir = std::env::temp_dir();
     let cases: Vec<(String, &str)> = vec![
         ("draft_tokens,seconds\n".into(), "empty latency profile"),
         (
@@ -125,12 +116,8 @@ fn bad_inputs_fail_with_one_line() {
         ),
         ("tokens,time\n4,0.1\n".into(), "header"),
     ];
-    for (i, (csv, needle)) in cases.iter().enumerate() {
-        let path = dir.join(format!(
-            "speclight-capacity-cli-{}-{i}.csv",
-            std::process::id()
-        ));
-        std::fs::write(&path, csv).unwrap();
+    for (csv, needle) in &cases {
+        let path = temp_file("latency.csv", csv);
         let out = speclight(&[
             "solve",
             "--dist",
@@ -140,7 +127,6 @@ fn bad_inputs_fail_with_one_line() {
             "--draft-step",
             "0.001",
         ]);
-        let _ = std::fs::remove_file(&path);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert_eq!(err.lines().count(), 1, "{err}");

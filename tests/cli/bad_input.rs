@@ -4,35 +4,12 @@
 //! an output file.
 #![cfg(feature = "cli")]
 
+use crate::harness::{assert_one_line_error, scratch, speclight, Scratch};
 use speclight::capacity::LatencyProfile;
 use speclight::format::{from_rank_paths, parse_medusa_choices, parse_vllm_tree, TreeJson};
 use speclight::trace::{read_jsonl, ReadLimits};
-use speclight::{input, spec, Error, TokenDist, TreeBuilder, MAX_CAPACITY};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("speclight-bad-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn file(&self, name: &str, content: &[u8]) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, content).unwrap();
-        path.to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use speclight::{input, parse_dist, Error, TokenDist, TreeBuilder, MAX_CAPACITY};
+use std::path::Path;
 
 const PRECIOUS: &str = "an earlier run's output, which a failed run must not touch\n";
 
@@ -40,8 +17,8 @@ const PRECIOUS: &str = "an earlier run's output, which a failed run must not tou
 /// fresh path and to an existing file. Asserts one stderr line containing
 /// `needle`, a non-zero exit, and that neither output file changed.
 fn assert_cli_refuses(dir: &Scratch, args: &[&str], writes: bool, needle: &str) {
-    let fresh = dir.0.join("fresh.out");
-    let existing = dir.0.join("existing.out");
+    let fresh = dir.join("fresh.out");
+    let existing = dir.join("existing.out");
     std::fs::write(&existing, PRECIOUS).unwrap();
     let mut runs: Vec<Vec<String>> = vec![args.iter().map(|s| s.to_string()).collect()];
     if writes {
@@ -52,10 +29,7 @@ fn assert_cli_refuses(dir: &Scratch, args: &[&str], writes: bool, needle: &str) 
         }
     }
     for run in runs {
-        let out = Command::new(env!("CARGO_BIN_EXE_speclight"))
-            .args(&run)
-            .output()
-            .expect("the binary runs");
+        let out = speclight(&run);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{run:?} succeeded");
         assert_eq!(err.lines().count(), 1, "{run:?}: stderr {err:?}");
@@ -75,7 +49,7 @@ fn assert_cli_refuses(dir: &Scratch, args: &[&str], writes: bool, needle: &str) 
 
 #[test]
 fn probabilities() {
-    let dir = Scratch::new("probs");
+    let dir = scratch("probs");
     let dup = dir.file("dup.json", br#"{"tokens": [3, 3], "probs": [0.2, 0.3]}"#);
     let dup_spec = format!("@{dup}");
     let rows: [(&str, Error, &str); 6] = [
@@ -119,7 +93,7 @@ fn probabilities() {
         ),
     ];
     for (spec_text, want, needle) in rows {
-        let got = spec::parse_dist(spec_text).unwrap_err();
+        let got = parse_dist(spec_text).unwrap_err();
         assert_eq!(
             std::mem::discriminant(&got),
             std::mem::discriminant(&want),
@@ -145,7 +119,7 @@ fn probabilities() {
 
 #[test]
 fn capacity_and_depth() {
-    let dir = Scratch::new("cap");
+    let dir = scratch("cap");
     assert_eq!(TreeBuilder::new(0).unwrap_err(), Error::ZeroCapacity);
     assert_eq!(
         TreeBuilder::new(4)
@@ -175,7 +149,7 @@ fn capacity_and_depth() {
 
 #[test]
 fn files() {
-    let dir = Scratch::new("files");
+    let dir = scratch("files");
     let malformed = dir.file("malformed.json", br#"{"nodes": [{"id": 0, "parent": null,"#);
     let not_utf8 = dir.file("latin1.json", b"{\"nodes\": [], \"name\": \"caf\xe9\"}");
     let empty = dir.file("empty.json", b"");
@@ -226,7 +200,7 @@ fn files() {
 
 #[test]
 fn trace_files() {
-    let dir = Scratch::new("trace");
+    let dir = scratch("trace");
     let limits = ReadLimits::default();
     let truncated = b"{\"token\": 1, \"logprob\": -0.5}\n{\"token\": 2, \"logpr";
     let not_utf8 = b"{\"token\": 1, \"logprob\": -0.5}\n{\"token\": 2, \"logprob\": -0.\xff}\n";
@@ -271,7 +245,7 @@ fn solve_args(latency: &str) -> [&str; 7] {
 
 #[test]
 fn latency_tables() {
-    let dir = Scratch::new("latency");
+    let dir = scratch("latency");
     let falling = "draft_tokens,seconds\n1,0.02\n8,0.02\n4,0.03\n";
     let negative = "draft_tokens,seconds\n1,0.02\n8,-0.5\n";
     assert!(matches!(
@@ -299,7 +273,7 @@ fn latency_tables() {
 
 #[test]
 fn tree_strings() {
-    let dir = Scratch::new("trees");
+    let dir = scratch("trees");
     // (0, 1) has no parent (0,): a gap.
     let gap = "[(1,), (0, 1)]";
     let paths = parse_vllm_tree(gap).unwrap();
@@ -338,10 +312,28 @@ fn tree_strings() {
 #[test]
 fn the_scratch_helper_really_detects_output() {
     // Guard against a vacuous contract test: a successful run does write.
-    let dir = Scratch::new("guard");
-    let out = dir.0.join("ok.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_speclight"))
-        .args([
+    let dir = scratch("guard");
+    let out = dir.join("ok.json");
+    let run = speclight(&[
+        "build",
+        "--dist",
+        "0.5,0.3",
+        "--capacity",
+        "4",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success());
+    assert!(Path::new(&out).exists());
+}
+
+#[cfg(unix)] // symlinks
+#[test]
+fn an_unwritable_out_is_one_line_and_replaces_nothing() {
+    let dir = scratch("out");
+    let build = |out: &str| {
+        speclight(&[
             "build",
             "--dist",
             "0.5,0.3",
@@ -349,10 +341,33 @@ fn the_scratch_helper_really_detects_output() {
             "4",
             "--json",
             "--out",
+            out,
         ])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(Path::new(&out).exists());
+    };
+    // A symlink loop: the old atomic rename replaced the first link by a file.
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let err = assert_one_line_error(&build(a.to_str().unwrap()));
+    assert!(err.contains("too many levels of symbolic links"), "{err}");
+    assert!(a.symlink_metadata().unwrap().file_type().is_symlink());
+    // A directory, and a file in a directory that does not exist.
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let err = assert_one_line_error(&build(sub.to_str().unwrap()));
+    assert!(err.contains("cannot move output into"), "{err}");
+    assert!(sub.is_dir() && std::fs::read_dir(&sub).unwrap().next().is_none());
+    let missing = dir.join("missing").join("t.json");
+    let err = assert_one_line_error(&build(missing.to_str().unwrap()));
+    assert!(
+        err.contains("cannot write") && err.contains("missing"),
+        "{err}"
+    );
+    // Nothing but what the test made: no temporary file left behind.
+    let mut names: Vec<_> = std::fs::read_dir(&*dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.json", "b.json", "sub"]);
 }

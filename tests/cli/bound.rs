@@ -1,23 +1,11 @@
 //! `speclight bound` and `speclight check` end to end.
 #![cfg(feature = "cli")]
 
+use crate::harness::{speclight, tmp};
 use rand::{rngs::StdRng, SeedableRng};
 use speclight::bound::{renewal_bound, Moments};
-use speclight::{spec, Iid, TreeBuilder};
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn speclight(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_speclight"))
-        .args(args)
-        .output()
-        .expect("the speclight binary runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli_bound_{}_{name}", std::process::id()))
-}
+use speclight::{parse_dist, Iid, TreeBuilder};
+use std::process::Output;
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
@@ -66,7 +54,7 @@ fn bound_dist_json_has_the_issue_numbers_and_fields() {
     assert!((opt - 6.324).abs() < 5e-4, "OPT = {opt}");
     assert!((b1 - 7.857).abs() < 5e-4, "B1 = {b1}");
     // And the same numbers from the library by the other route.
-    let dist = spec::parse_dist("0.5,0.3,0.2").unwrap();
+    let dist = parse_dist("0.5,0.3,0.2").unwrap();
     let m = Moments::of_dist(&dist).unwrap();
     let mut builder = TreeBuilder::new(1024).unwrap();
     builder.build(&mut Iid::new(dist)).unwrap();
@@ -143,7 +131,8 @@ fn check_certifies_a_fitting_tree_and_names_a_broken_link() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("certified: yes"));
-    // Under another verifier the tree is no longer optimal but still certified.
+    // Under another verifier the bound chain still holds, but the tree is
+    // not optimal there (issue 12 item 17): exit 4, both verdicts printed.
     let other = speclight(&[
         "check",
         "--tree",
@@ -154,9 +143,30 @@ fn check_certifies_a_fitting_tree_and_names_a_broken_link() {
         "20",
         "--json",
     ]);
-    assert!(other.status.success());
+    assert_eq!(other.status.code(), Some(4));
+    assert!(one_stderr_line(&other).contains("not optimal"));
     let doc = json(&other);
+    assert_eq!(doc["certified"], true);
+    assert_eq!(doc["optimality"]["optimal"], false);
+    assert!(doc["gap_to_opt"].as_f64() > Some(0.1));
     assert!(doc["tree_expected_accepted"].as_f64() < doc["optimal_expected_accepted"].as_f64());
+    // Named as the drafter, the tree is optimal for it: exit 0, the gap to
+    // OPT under the verifier still shown.
+    let drafted = speclight(&[
+        "check",
+        "--tree",
+        tree_arg,
+        "--verifier",
+        "0.1,0.3,0.6",
+        "--drafter",
+        "0.6,0.3,0.1",
+        "--capacity",
+        "20",
+    ]);
+    assert!(drafted.status.success());
+    let text = String::from_utf8_lossy(&drafted.stdout);
+    assert!(text.contains("certified: yes") && text.contains("optimal for the drafter: yes"));
+    assert!(text.contains("gap to OPT(P) under the verifier"), "{text}");
     // Capacity 10: the tree does not fit.
     let bad = speclight(&[
         "check",
@@ -167,18 +177,30 @@ fn check_certifies_a_fitting_tree_and_names_a_broken_link() {
         "--capacity",
         "10",
     ]);
-    assert!(!bad.status.success());
+    assert_eq!(bad.status.code(), Some(3), "not certified");
     let err = one_stderr_line(&bad);
     assert!(
         err.contains("|T| <= P") && err.contains("20") && err.contains("10"),
         "{err}"
     );
+    // Bad input is a third exit code.
+    let missing = speclight(&[
+        "check",
+        "--tree",
+        "/nonexistent/t.json",
+        "--verifier",
+        "0.5,0.5",
+        "--capacity",
+        "4",
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    one_stderr_line(&missing);
     let _ = std::fs::remove_file(tree);
 }
 
 #[test]
 fn bound_trace_estimates_and_refuses_what_it_must() {
-    let dist = spec::parse_dist("0.5,0.3,0.2").unwrap();
+    let dist = parse_dist("0.5,0.3,0.2").unwrap();
     let seed = 77;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut lines = String::new();
@@ -220,5 +242,30 @@ fn bound_trace_estimates_and_refuses_what_it_must() {
     let out = speclight(&["bound", "--trace", p, "--capacity", "64"]);
     assert!(!out.status.success());
     assert!(one_stderr_line(&out).contains("trace line 3"));
+
+    // Issue 12 item 9: an absurd --blocks is one line, not a panic.
+    std::fs::write(&path, &lines).unwrap();
+    for blocks in ["9223372036854775808", "18446744073709551615"] {
+        let out = speclight(&[
+            "bound",
+            "--trace",
+            p,
+            "--capacity",
+            "64",
+            "--blocks",
+            blocks,
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(one_stderr_line(&out).contains(&format!("{blocks} blocks: above the limit")));
+    }
+    // Issue 12 item 15: log-probabilities of -1e308 overflow the total.
+    std::fs::write(&path, "{\"token\": 1, \"logprob\": -1e308}\n".repeat(200)).unwrap();
+    let out = speclight(&["bound", "--trace", p, "--capacity", "64"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_stderr_line(&out);
+    assert!(
+        err.contains("total surprisal") && !err.contains("inf"),
+        "{err}"
+    );
     let _ = std::fs::remove_file(path);
 }

@@ -3,15 +3,9 @@
 //! OpenAI-compatible logprobs JSON must give the same speed of light.
 #![cfg(feature = "cli")]
 
+use crate::harness::speclight;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn speclight(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_speclight"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use std::process::Output;
 
 fn ok_stdout(out: &Output) -> String {
     assert!(
@@ -136,4 +130,81 @@ fn openai_json_without_logprobs_is_refused_in_one_line() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 12 items 13 and 14: a compact (one-line) OpenAI response over 1 MiB
+/// is read as OpenAI JSON, not refused as an over-long JSONL line; a number
+/// JSON cannot hold is named with its place.
+#[test]
+fn compact_openai_over_a_mebibyte_and_bad_numbers() {
+    let dir = std::env::temp_dir().join(format!("speclight-trace-compact-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("compact.json");
+    let item = |i: usize| {
+        let lp = -0.2 - 0.3 * (i % 7) as f64;
+        // Unlikely tokens get a likelier alternative, as in sampled text.
+        let alt = if lp < -0.7 {
+            format!(
+                r#"{{"token": "alt", "logprob": {}}}, "#,
+                (1.0 - lp.exp() - 0.01).ln()
+            )
+        } else {
+            String::new()
+        };
+        let t = i % 11;
+        format!(
+            r#"{{"token": "t{t}", "logprob": {lp}, "top_logprobs": [{alt}{{"token": "t{t}", "logprob": {lp}}}]}}"#
+        )
+    };
+    let content: Vec<String> = (0..14_000).map(item).collect();
+    let doc = format!(
+        r#"{{"id": "c", "object": "chat.completion", "choices": [{{"index": 0, "logprobs": {{"content": [{}]}}}}]}}"#,
+        content.join(",")
+    );
+    assert!(doc.len() > 1 << 20 && !doc.contains('\n'));
+    std::fs::write(&file, &doc).expect("write");
+    let out = speclight(&[
+        "bound",
+        "--trace",
+        path_str(&file),
+        "--capacity",
+        "16",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok_stdout(&out)).expect("json");
+    assert_eq!(v["tokens"], 14_000);
+    for bad in ["-Infinity", "NaN", "-1e400"] {
+        std::fs::write(
+            &file,
+            doc.replacen("\"logprob\": -0.2,", &format!("\"logprob\": {bad},"), 1),
+        )
+        .expect("write");
+        let out = speclight(&["bound", "--trace", path_str(&file), "--capacity", "16"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("`{bad}` is not a finite JSON number"))
+                && err.contains("line 1 column"),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 12, item 10: `--tokens u64::MAX` aborted with "capacity overflow";
+/// every size flag of `trace` is checked before anything is allocated.
+#[test]
+fn trace_size_flags_beyond_their_limits_are_one_line_errors() {
+    for args in [
+        ["--tokens", "18446744073709551615"],
+        ["--prompts", "100000000"],
+        ["--top-logprobs", "100000"],
+    ] {
+        let out = crate::harness::speclight(
+            &[&["trace", "--corpus", "rust_book"][..], &args[..]].concat(),
+        );
+        let err = crate::harness::assert_one_line_error(&out);
+        assert!(err.contains("above the limit"), "{args:?}: {err}");
+    }
 }

@@ -1,35 +1,7 @@
 //! The `build` and `eval` subcommands, run as a user would.
 #![cfg(feature = "cli")]
 
-use std::process::{Command, Output};
-
-fn speclight(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_speclight"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout_json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-/// Exactly one line on stderr, a non-zero exit, and no panic text.
-fn assert_one_line_error(out: &Output) -> String {
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(err.lines().count(), 1, "stderr: {err:?}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
-    err
-}
+use crate::harness::{assert_one_line_error, scratch, speclight, stdout_json};
 
 #[test]
 fn build_json_reports_the_expected_value_and_schema() {
@@ -72,8 +44,7 @@ fn build_json_reports_the_expected_value_and_schema() {
 
 #[test]
 fn eval_reads_what_build_writes() {
-    let dir = std::env::temp_dir().join(format!("speclight-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("eval");
     let tree = dir.join("tree.json");
     let tree_s = tree.to_str().unwrap();
     let built = speclight(&[
@@ -108,13 +79,11 @@ fn eval_reads_what_build_writes() {
         doc["accept_length_distribution"],
         evald["accept_length_distribution"]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_input_gets_one_line_and_no_output_file() {
-    let dir = std::env::temp_dir().join(format!("speclight-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("bad");
     let out = dir.join("never.json");
     let out_s = out.to_str().unwrap();
     for (args, needle) in [
@@ -181,5 +150,4 @@ fn bad_input_gets_one_line_and_no_output_file() {
         ]));
         assert!(err.contains(needle), "{err}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
