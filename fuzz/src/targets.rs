@@ -9,7 +9,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use rand::{rngs::StdRng, SeedableRng};
 use speclight::bound::{check_with, CheckOptions, DualOptions};
 use speclight::serve::{Accepted, VerifierInputs};
-use speclight::{evaluate, spec, Error, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder};
+use speclight::{
+    evaluate, parse_dist, Error, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder,
+};
 
 /// Slack for comparing sums of probabilities computed in different orders.
 const EPS: f64 = 1e-9;
@@ -22,12 +24,66 @@ fn check_dist(d: &TokenDist) {
     );
     assert!(d.probs().iter().all(|p| p.is_finite() && *p > 0.0));
     assert!(d.log_probs().iter().all(|l| !l.is_nan() && *l <= 0.0));
-    assert!(d.listed_mass() <= 1.0 + speclight::dist::SUM_TOLERANCE + EPS);
+    assert!(d.listed_mass() <= 1.0 + speclight::SUM_TOLERANCE + EPS);
     let (h, m2) = (d.entropy(), d.second_log_moment());
     assert!(h.is_finite() && h >= -EPS, "entropy {h}");
     assert!(m2.is_finite() && m2 >= -EPS, "second log-moment {m2}");
     for (i, &t) in d.tokens().iter().enumerate() {
         assert_eq!(d.index_of(t), Some(i));
+    }
+}
+
+/// Issue 12, item 2: a distribution is accepted only if every probability
+/// it was given is at most 1 (within the sum tolerance); none is clamped.
+fn assert_accepted_probs_at_most_one(given: &[f64]) {
+    let limit = 1.0 + speclight::SUM_TOLERANCE;
+    if let Some(p) = given.iter().find(|p| p.is_nan() || **p > limit) {
+        panic!("accepted a probability {p:e} above 1 (given {given:?})");
+    }
+}
+
+/// The numbers of a plain `0.5,0.3,0.2` spec, when every item is one.
+fn listed_numbers(spec_text: &str) -> Option<Vec<f64>> {
+    spec_text
+        .split(',')
+        .map(|item| item.trim().parse::<f64>().ok())
+        .collect()
+}
+
+/// A special file as a reader sees it: `prefix`, then zero bytes forever
+/// (`/dev/zero`), in short reads of varying size (a pipe). Reading more than
+/// `budget` bytes panics: a reader that trusts the size of what it reads, or
+/// skips to a newline that never comes, is caught instead of hanging.
+pub struct EndlessZeros<'a> {
+    prefix: &'a [u8],
+    served: usize,
+    budget: usize,
+}
+
+impl<'a> EndlessZeros<'a> {
+    pub fn new(prefix: &'a [u8], budget: usize) -> Self {
+        Self {
+            prefix,
+            served: 0,
+            budget,
+        }
+    }
+}
+
+impl std::io::Read for EndlessZeros<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        assert!(
+            self.served <= self.budget,
+            "read {} bytes of an endless input: no limit applied",
+            self.served
+        );
+        // Short reads, as a pipe gives: 1 to 4096 bytes, varying.
+        let n = buf.len().min(1 + (self.served * 7 + 13) % 4096);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = self.prefix.get(self.served + i).copied().unwrap_or(0);
+        }
+        self.served += n;
+        Ok(n)
     }
 }
 
@@ -70,6 +126,9 @@ pub fn dist_from_floats(data: &[u8]) {
     };
     if let Ok(d) = result {
         check_dist(&d);
+        if matches!(source, Source::Probs) {
+            assert_accepted_probs_at_most_one(values);
+        }
     }
 }
 
@@ -285,6 +344,11 @@ pub fn parse_inputs(data: &[u8]) {
                 assert!(t.logprob() <= 0.0 && t.logprob().is_finite());
             }
         }
+        // The same bytes followed by /dev/zero through a pipe: refused
+        // after at most one over-long line, never read to the end.
+        let budget = rest.len() + limits.max_line_bytes + (64 << 10);
+        let endless = std::io::BufReader::new(EndlessZeros::new(rest, budget));
+        assert!(read_jsonl(endless, &limits).is_err());
         return;
     }
     let Ok(text) = std::str::from_utf8(rest) else {
@@ -299,8 +363,11 @@ pub fn parse_inputs(data: &[u8]) {
     match which % 7 {
         // `@FILE` would read the file system: not this target's business.
         0 if !text.trim_start().starts_with('@') => {
-            if let Ok(d) = spec::parse_dist(text) {
+            if let Ok(d) = parse_dist(text) {
                 check_dist(&d);
+                if let Some(given) = listed_numbers(text) {
+                    assert_accepted_probs_at_most_one(&given);
+                }
             }
         }
         1 => {
@@ -398,7 +465,7 @@ pub fn verification_walk(data: &[u8]) {
 /// distributions sum to one after any history.
 pub fn workload_inputs(data: &[u8]) {
     use speclight::trace::{read_jsonl, ReadLimits};
-    use speclight::trace_io::{read_openai, write_jsonl};
+    use speclight::trace::{read_openai, write_jsonl};
     use speclight::NgramLm;
     let Some((&which, rest)) = data.split_first() else {
         return;
@@ -432,9 +499,20 @@ pub fn workload_inputs(data: &[u8]) {
 
 /// The paired-trace reader and the tuner on arbitrary bytes: a validation
 /// report (never a panic), and for a trace that validates, a tuning report
-/// or a specific error.
+/// or a specific error. Inputs starting with `0` also run the tuner on the
+/// bytes followed by `/dev/zero` through a pipe: an error, read to a limit.
 pub fn paired_trace(data: &[u8]) {
     use speclight::tune::{tune, validate, TuneConfig};
+    if data.first() == Some(&b'0') {
+        let budget = data.len() + speclight::tune::DEFAULT_MAX_LINE_BYTES + (64 << 10);
+        let open = || Ok(std::io::BufReader::new(EndlessZeros::new(data, budget)));
+        let config = TuneConfig {
+            capacities: vec![1, 4],
+            bootstrap: 0,
+            ..TuneConfig::default()
+        };
+        assert!(tune(open, &config).is_err());
+    }
     let report = validate(data, 16).expect("reading a byte slice cannot fail");
     assert!(report.good_records <= report.lines);
     if !report.is_valid() {
