@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use speclight::capacity::{BatchAllocator, CapacitySolver, CostModel, DraftCost, LatencyProfile};
-use speclight::{spec, Iid, Positional};
+use speclight::{parse_dist, Iid, Positional};
 use std::hint::black_box;
 
 /// The bundled example profile (data/latency-example.csv): flat to 16 tokens, then rising.
@@ -43,7 +43,7 @@ fn allocate(c: &mut Criterion) {
     let mut models: Vec<Iid> = (0..256)
         .map(|i| {
             let s = 0.6 + 1.9 * f64::from(i) / 255.0;
-            Iid::new(spec::parse_dist(&format!("zipf:{s}:64")).expect("spec"))
+            Iid::new(parse_dist(&format!("zipf:{s}:64")).expect("spec"))
         })
         .collect();
     let mut allocator = BatchAllocator::new(8192).expect("allocator");

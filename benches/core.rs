@@ -3,13 +3,13 @@
 //! `priority-queue` crate, the last two with `--features frontier-comparison`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use speclight::{spec, Evaluator, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder};
+use speclight::{parse_dist, Evaluator, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder};
 use std::hint::black_box;
 
 const CAPACITIES: [usize; 3] = [64, 1024, 16384];
 
 fn zipf() -> Iid {
-    Iid::new(spec::parse_dist("zipf:1.1:32").expect("valid spec"))
+    Iid::new(parse_dist("zipf:1.1:32").expect("valid spec"))
 }
 
 fn build(c: &mut Criterion) {
@@ -68,7 +68,7 @@ fn frontier(c: &mut Criterion) {
         });
         #[cfg(feature = "frontier-comparison")]
         {
-            use speclight::build::{PriorityQueueFrontier, QuaternaryFrontier};
+            use speclight::frontier_comparison::{PriorityQueueFrontier, QuaternaryFrontier};
             let mut quaternary =
                 TreeBuilder::<QuaternaryFrontier>::with_frontier(p).expect("valid capacity");
             group.bench_with_input(BenchmarkId::new("quaternary_heap", p), &p, |b, _| {

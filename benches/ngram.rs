@@ -6,8 +6,8 @@
 //! `cargo bench --bench ngram -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use speclight::corpus::{load, Corpus};
-use speclight::simulate::{simulate, SimConfig};
+use speclight::experiment::corpus::{load, Corpus};
+use speclight::{simulate, SimConfig};
 use speclight::{NextTokenModel, NgramLm, TreeBuilder};
 use std::hint::black_box;
 
@@ -65,7 +65,8 @@ fn iteration(c: &mut Criterion) {
                 black_box(
                     simulate(&mut q, &mut p, &mut builder, &prompt, &config)
                         .expect("runs")
-                        .mean_accepted,
+                        .accepted
+                        .mean,
                 )
             })
         });

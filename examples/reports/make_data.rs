@@ -1,6 +1,8 @@
-//! Regenerates `data/*.txt.gz` from the shared corpora.
+//! Regenerates `data/*.txt.gz` from the plain-text corpora they compress
+//! (`SRC/rust_book.txt`, `SRC/python_stdlib.txt`; data/README.md says where
+//! they come from).
 //!
-//! Usage: `cargo run --example make_data -- ../shared/corpora data`
+//! Usage: `cargo run --example make_data -- SRC data`
 //!
 //! Each corpus is split at the first newline at or after 90% of its bytes:
 //! the part before (newline included) is `NAME.train.txt.gz`, the rest is
@@ -13,7 +15,10 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let src = PathBuf::from(args.next().unwrap_or_else(|| "../shared/corpora".into()));
+    let src = PathBuf::from(
+        args.next()
+            .ok_or("usage: make_data SRC [DST]: SRC holds rust_book.txt and python_stdlib.txt")?,
+    );
     let dst = PathBuf::from(args.next().unwrap_or_else(|| "data".into()));
     for name in ["rust_book", "python_stdlib"] {
         let text = std::fs::read(src.join(format!("{name}.txt")))?;

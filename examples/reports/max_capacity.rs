@@ -6,7 +6,9 @@
 //! (every expanded node's distribution is copied into the builder's arena),
 //! and prints the process's peak resident memory after each (Linux).
 
-use speclight::{spec, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder, MAX_CAPACITY};
+use speclight::{
+    parse_dist, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder, MAX_CAPACITY,
+};
 
 /// Peak resident set size in MiB, from /proc/self/status (Linux only).
 fn peak_rss_mib() -> Option<f64> {
@@ -32,7 +34,7 @@ fn main() -> Result<()> {
         peak_rss_mib().unwrap_or(f64::NAN)
     );
     let mut builder = TreeBuilder::new(MAX_CAPACITY)?;
-    let mut iid = Iid::new(spec::parse_dist("zipf:1.1:32")?);
+    let mut iid = Iid::new(parse_dist("zipf:1.1:32")?);
     let tree = builder.build(&mut iid)?;
     println!(
         "context-free zipf:1.1:32: {} nodes, depth {}, peak RSS {:.0} MiB",
@@ -40,10 +42,7 @@ fn main() -> Result<()> {
         tree.max_depth(),
         peak_rss_mib().unwrap_or(f64::NAN)
     );
-    let mut lazy = Alternating([
-        spec::parse_dist("zipf:1.1:32")?,
-        spec::parse_dist("geometric:0.7:32")?,
-    ]);
+    let mut lazy = Alternating([parse_dist("zipf:1.1:32")?, parse_dist("geometric:0.7:32")?]);
     let tree = builder.build(&mut lazy)?;
     println!(
         "path-dependent (32 tokens per distribution): {} nodes, {} expansions, peak RSS {:.0} MiB",

@@ -6,7 +6,7 @@
 //! scores the held-out part (every byte after the first 7, each predicted from
 //! the bytes before it). Prints a Markdown table.
 
-use speclight::corpus::{load, Corpus};
+use speclight::experiment::corpus::{load, Corpus};
 use speclight::NgramLm;
 use std::time::Instant;
 

@@ -5,8 +5,8 @@
 //!
 //! Usage: `cargo run --release --example simulate_report`
 
-use speclight::corpus::{load, Corpus};
-use speclight::simulate::{simulate, SimConfig};
+use speclight::experiment::corpus::{load, Corpus};
+use speclight::{simulate, SimConfig};
 use speclight::{NgramLm, TreeBuilder};
 
 fn main() -> Result<(), speclight::Error> {
@@ -33,8 +33,8 @@ fn main() -> Result<(), speclight::Error> {
             "| {capacity} | {:.3} [{lo:.3}, {hi:.3}] | {:.3} | {:+.3} ± {:.3} | {} |",
             sim.tokens_per_iteration(),
             dp.mean_expected + 1.0,
-            dp.mean_difference,
-            dp.std_err,
+            dp.difference.mean,
+            dp.difference.std_error,
             hist.join(" ")
         );
     }

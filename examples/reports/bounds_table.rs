@@ -1,11 +1,11 @@
 //! Prints the README's bounds table: OPT(P), (B2), (B1) and the published
-//! bound side by side (THEORY.md section 4c), each row certified by
+//! bound side by side (docs/THEORY.md section 4c), each row certified by
 //! `speclight::check` on the best-first tree.
 //!
 //! Run: cargo run --release --example bounds_table
 
 use speclight::bound::{check_with, CheckOptions, Moments};
-use speclight::{spec, Iid, TreeBuilder};
+use speclight::{parse_dist, Iid, TreeBuilder};
 
 fn main() -> Result<(), speclight::Error> {
     let dists = ["0.5,0.3,0.2", "zipf:1.1:64", "geometric:0.7:32"];
@@ -15,7 +15,7 @@ fn main() -> Result<(), speclight::Error> {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for spec_text in dists {
-        let dist = spec::parse_dist(spec_text)?;
+        let dist = parse_dist(spec_text)?;
         let m = Moments::of_dist(&dist)?;
         let mut verifier = Iid::new(dist);
         for &p in &capacities {
