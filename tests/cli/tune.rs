@@ -56,6 +56,27 @@ fn tune_writes_the_report_and_agrees_with_the_library() {
     ] {
         assert!(out_dir.join(f).is_file(), "{f} missing");
     }
+    // tree.medusa.json is Medusa's deployment (ranks below its top-10), the
+    // same list report.json's deploy entry for Medusa holds.
+    let medusa: Vec<Vec<u32>> =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("tree.medusa.json")).unwrap())
+            .unwrap();
+    assert!(medusa.iter().flatten().all(|&rank| rank < 10));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let deployed = json["deploy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["server"] == "medusa")
+        .unwrap();
+    let mut listed: Vec<Vec<u32>> =
+        serde_json::from_value(deployed["config"]["medusa_choices"].clone()).unwrap();
+    let mut written = medusa.clone();
+    listed.sort();
+    written.sort();
+    assert_eq!(written, listed);
     assert_eq!(
         std::fs::read_to_string(out_dir.join("report.md")).unwrap(),
         md

@@ -183,6 +183,18 @@ impl DeployedReport<'_> {
             .and_then(|t| t.as_str())
             .context("internal: no vLLM configuration")
     }
+
+    /// Medusa's `medusa_choices`: the best tree with every rank below
+    /// Medusa's top-10, not the unconstrained choice (whose ranks may be higher).
+    fn medusa_choices(&self) -> Result<Vec<Vec<u32>>> {
+        let choices = self
+            .deploy
+            .iter()
+            .find(|d| d.server == Server::Medusa)
+            .and_then(|d| d.config.get("medusa_choices"))
+            .context("internal: no Medusa configuration")?;
+        Ok(serde_json::from_value(choices.clone())?)
+    }
 }
 
 /// `--validate`: every bad line (up to 100) and the counts; fails if any.
@@ -269,7 +281,7 @@ fn write_report_files(dir: &Path, deployed: &DeployedReport<'_>, markdown: &str)
     )?;
     emit(
         Some(&dir.join("tree.medusa.json")),
-        &(medusa_choices_string(&report.chosen.rank_paths) + "\n"),
+        &(medusa_choices_string(&deployed.medusa_choices()?) + "\n"),
     )?;
     emit(Some(&dir.join("report.md")), markdown)?;
     Ok(())
@@ -377,7 +389,7 @@ fn render_chosen(o: &mut String, r: &TuneReport, args: &Args) {
     if args.out.is_some() {
         let _ = writeln!(
             o,
-            "\nFiles: `tree.vllm.txt` (vLLM: the best level-uniform tree, see \"Deploying to a server\"), `tree.medusa.json` (Medusa choices), `tree.json` (speclight JSON), `report.json` (everything here; `speclight plot --report` redraws the figures)."
+            "\nFiles: `tree.vllm.txt` (vLLM: the best level-uniform tree, see \"Deploying to a server\"), `tree.medusa.json` (Medusa: the best tree with ranks below 10), `tree.json` (speclight JSON), `report.json` (everything here; `speclight plot --report` redraws the figures)."
         );
     }
 }
