@@ -1,5 +1,6 @@
 //! Trees that servers can deploy: the best tree under each server's
-//! constraint, and the configuration the server reads.
+//! constraint, and the configuration the server reads (the mathematics:
+//! docs/THEORY.md section 6).
 //!
 //! speclight's unconstrained trees (docs/THEORY.md section 3) are optimal, but a
 //! server drafts only trees of its own shape:
