@@ -61,15 +61,7 @@ pub fn run(args: Args) -> Result<()> {
                         "the report has no solver table: run speclight tune with --latency and --draft-step"
                     ),
                 },
-                Figure::Tree => tree_svg(
-                    &report.chosen.tree,
-                    &report.chosen.reach,
-                    &format!(
-                        "Chosen tree: capacity {}, depth limit {} (labels: ranks)",
-                        report.chosen.capacity, report.chosen.max_depth
-                    ),
-                    "reach pi(v), log scale",
-                )?,
+                Figure::Tree => chosen_tree_svg(&report)?,
             }
         }
         (None, Some(path)) => {
@@ -128,6 +120,20 @@ const POLICY_COLORS: [RGBColor; 5] = [
     RGBColor(110, 60, 160),
 ];
 const SOL_COLOR: RGBColor = RGBColor(40, 40, 40);
+
+/// The report's chosen tree, shaded by reach (`tune`'s tree.svg and
+/// `plot --figure tree`).
+pub fn chosen_tree_svg(report: &TuneReport) -> Result<String> {
+    tree_svg(
+        &report.chosen.tree,
+        &report.chosen.reach,
+        &format!(
+            "Chosen tree: capacity {}, depth limit {} (labels: ranks)",
+            report.chosen.capacity, report.chosen.max_depth
+        ),
+        "reach pi(v), log scale",
+    )
+}
 
 /// E[X] against capacity (log axis): predicted curves of the static policies
 /// (lines), held-out measurements of every policy (points with 95% bars),

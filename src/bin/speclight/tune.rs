@@ -2,7 +2,7 @@
 //! it and the baselines on held-out sequences, and write a report.
 
 use crate::common::emit;
-use crate::plot::{curve_svg, speedup_svg, tree_svg};
+use crate::plot::{chosen_tree_svg, curve_svg, speedup_svg};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -259,18 +259,7 @@ fn write_report_files(dir: &Path, deployed: &DeployedReport<'_>, markdown: &str)
     if let Some(choice) = &report.capacity_choice {
         emit(Some(&dir.join("speedup.svg")), &speedup_svg(choice)?)?;
     }
-    emit(
-        Some(&dir.join("tree.svg")),
-        &tree_svg(
-            &report.chosen.tree,
-            &report.chosen.reach,
-            &format!(
-                "Chosen tree: capacity {}, depth limit {} (labels: ranks)",
-                report.chosen.capacity, report.chosen.max_depth
-            ),
-            "reach pi(v), log scale",
-        )?,
-    )?;
+    emit(Some(&dir.join("tree.svg")), &chosen_tree_svg(report)?)?;
     emit(
         Some(&dir.join("tree.json")),
         &(serde_json::to_string_pretty(&report.chosen.tree)? + "\n"),
