@@ -9,8 +9,21 @@
 //! `_total` suffix and one series per engine label set, so every counter is
 //! summed over its label sets (per position for the last one). Its own
 //! definition of the mean acceptance length is
-//! `1 + num_accepted_tokens / num_drafts`. llama-server exposes the same
-//! four counters with the `llamacpp:` prefix.
+//! `1 + num_accepted_tokens / num_drafts`.
+//!
+//! llama-server (`--metrics`) exposes the same four counters with the
+//! `llamacpp:` prefix and no label but `position` (checked against
+//! ggml-org/llama.cpp at commit 001d906a6d86, `tools/server/server-context.cpp`:
+//! per verification step `n_draft_verif_steps += 1`, `n_draft_accepted +=
+//! n_accepted`, and `n_accepted_per_pos[i] += 1` for every `i < n_accepted`,
+//! the vector sized to the drafter's `n_max`; its `/metrics` handler renders
+//! `server_task_result_metrics::to_metrics()` of `tools/server/server-task.cpp`,
+//! which writes `llamacpp:spec_decode_num_drafts_total` (the verification
+//! steps), `..._num_draft_tokens_total`, `..._num_accepted_tokens_total` and
+//! `..._num_accepted_tokens_per_pos_total{position="i"}`). Older llama-server
+//! builds export none of these: such a file is rejected as unknown.
+//! llama.cpp drafts may be shorter than `n_max` (e.g. `speculative.p_min`),
+//! which [`super::AcceptanceFit::uniform_draft_length`] reports.
 
 use super::{AcceptanceCounts, MetricsFormat, MAX_COUNT, MAX_POSITIONS};
 use crate::error::{Error, Result};
