@@ -6,7 +6,10 @@
 #![cfg(all(feature = "serde", feature = "corpora"))]
 
 use speclight::experiment::corpus::{load, Corpus};
-use speclight::metrics::{fit, parse, synthetic::SimulatedChain, MetricsFormat};
+use speclight::metrics::{
+    fit, fit_totals, parse, predict_tree, read, synthetic::SimulatedChain, MetricsFormat, RankTail,
+    ServerMetrics,
+};
 use speclight::NgramLm;
 
 /// Two-sided 99% normal quantile: 5 depths at 99% each keep the family's
@@ -44,6 +47,10 @@ fn every_format_recovers_the_simulated_acceptance() {
         (
             run.to_prometheus("llamacpp:"),
             MetricsFormat::LlamacppPrometheus,
+        ),
+        (
+            run.to_mistralrs_prometheus(),
+            MetricsFormat::MistralrsPrometheus,
         ),
         (run.to_vllm_requests(7), MetricsFormat::VllmRequestHistogram),
         (run.to_sglang(7), MetricsFormat::Sglang),
@@ -84,4 +91,104 @@ fn vllm_mean_acceptance_length_equals_the_fitted_chain() {
         .unwrap();
     let f = fit(&parse(&jsonl).unwrap(), Z99).unwrap();
     assert!((1.0 + f.chain_expected_accepted - server).abs() < 1e-12);
+}
+
+#[test]
+fn llamacpp_timings_give_the_runs_mean_and_a_constant_between_the_depths() {
+    let run = simulated_run();
+    let text = run.to_llamacpp_timings(7);
+    let ServerMetrics::Totals(totals) = read(&text).unwrap() else {
+        panic!("timings are totals")
+    };
+    assert_eq!(totals.format, MetricsFormat::LlamacppTimings);
+    assert_eq!((totals.records, totals.draft_tokens), (7, 3000 * K as u64));
+    assert!(parse(&text)
+        .unwrap_err()
+        .to_string()
+        .contains("only totals"));
+    let f = fit_totals(&totals, Some(K)).unwrap();
+    let c = f.constant_depth.unwrap();
+    assert_eq!(c.steps, 3000);
+    // The chain's E[X] is the servers' mean, the run's mean, and the
+    // per-position fit's chain value from the same run.
+    let per_pos = fit(&parse(&run.to_prometheus("vllm:")).unwrap(), Z99).unwrap();
+    assert!((c.chain_expected_accepted - c.mean_accepted).abs() < 1e-12);
+    assert!((c.mean_accepted - per_pos.mean_accepted).abs() < 1e-12);
+    // Same chain value, so the constant lies between the per-depth estimates.
+    let est: Vec<f64> = per_pos
+        .acceptance_by_depth
+        .iter()
+        .map(|d| d.estimate)
+        .collect();
+    let (lo, hi) = est
+        .iter()
+        .fold((1.0f64, 0.0f64), |(l, h), &a| (l.min(a), h.max(a)));
+    assert!(
+        lo <= c.acceptance_per_depth && c.acceptance_per_depth <= hi,
+        "{c:?} {est:?}"
+    );
+    // The true curve falls with depth here: a constant is a summary only.
+    assert!(hi - lo > 0.05, "{est:?}");
+}
+
+/// The best value over every prefix-closed tree of rank paths (ranks below
+/// `ranks`, at most `p` nodes, depth at most `rows.len()`), rows as in
+/// `RankTail`: `[a_d, (1 - a_d) p_0, ...]`. Exponential: small cases only.
+fn brute_best(rows: &[Vec<f64>], p: usize) -> f64 {
+    fn grow(rows: &[Vec<f64>], left: usize, value: f64, frontier: &[(usize, f64)], best: &mut f64) {
+        *best = best.max(value);
+        if left == 0 {
+            return;
+        }
+        for (i, &(depth, reach)) in frontier.iter().enumerate() {
+            // Take frontier[i], skip frontier[..i] for good, open its children.
+            let mut next: Vec<(usize, f64)> = frontier[i + 1..].to_vec();
+            if depth + 1 < rows.len() {
+                next.extend(rows[depth + 1].iter().map(|&a| (depth + 1, reach * a)));
+            }
+            grow(rows, left - 1, value + reach, &next, best);
+        }
+    }
+    let roots: Vec<(usize, f64)> = rows[0].iter().map(|&a| (0, a)).collect();
+    let mut best = 0.0;
+    grow(rows, p, 0.0, &roots, &mut best);
+    best
+}
+
+#[test]
+fn tree_predictions_match_brute_force_and_never_lose_to_the_chain() {
+    let run = simulated_run();
+    let f = fit(&parse(&run.to_sglang(3)).unwrap(), Z99).unwrap();
+    let first: Vec<f64> = f.acceptance_by_depth.iter().map(|d| d.estimate).collect();
+    for spec in ["zipf:1:3", "geometric:0.5:2", "0.3,0.1"] {
+        let tail = RankTail::parse(spec).unwrap();
+        let fractions = tail.fractions().to_vec();
+        for p in 1..=6 {
+            for depth in 1..=3u32 {
+                let got = predict_tree(&first, &tail, p, Some(depth)).unwrap();
+                let rows: Vec<Vec<f64>> = first[..depth as usize]
+                    .iter()
+                    .map(|&a| {
+                        std::iter::once(a)
+                            .chain(fractions.iter().map(|&q| (1.0 - a) * q))
+                            .collect()
+                    })
+                    .collect();
+                let want = brute_best(&rows, p);
+                let ctx = format!("{spec} P {p} D {depth}: {got:?}");
+                assert!(
+                    (got.expected_accepted - want).abs() < 1e-12,
+                    "brute {want}: {ctx}"
+                );
+                assert!(
+                    got.expected_accepted >= got.chain_expected_accepted - 1e-12,
+                    "{ctx}"
+                );
+                assert!(got.width_by_depth.iter().sum::<usize>() <= p, "{ctx}");
+            }
+        }
+    }
+    // The chain part needs no assumption: it is the fitted chain's E[X].
+    let whole = predict_tree(&first, &RankTail::parse("1").unwrap(), K, None).unwrap();
+    assert!((whole.chain_expected_accepted - f.chain_expected_accepted).abs() < 1e-12);
 }

@@ -186,6 +186,62 @@ impl SimulatedChain {
         out
     }
 
+    /// Prometheus text as mistral.rs writes it: its four counter names,
+    /// no labels but `position`, and no series for a position never
+    /// accepted.
+    pub fn to_mistralrs_prometheus(&self) -> String {
+        let h = self.histogram(0..self.accepted.len());
+        let steps = self.accepted.len() as u64;
+        let accepted: u64 = self.accepted.iter().map(|&a| u64::from(a)).sum();
+        let totals = [
+            ("drafts", steps),
+            ("draft_tokens_proposed", steps * self.draft_length as u64),
+            ("draft_tokens_accepted", accepted),
+        ];
+        let mut out = String::new();
+        for (name, value) in totals {
+            let _ = writeln!(out, "# TYPE mistralrs_speculative_{name}_total counter");
+            let _ = writeln!(out, "mistralrs_speculative_{name}_total {value}");
+        }
+        let name = "mistralrs_speculative_draft_tokens_accepted_per_pos_total";
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for pos in 0..self.draft_length {
+            let reached: u64 = h[pos + 1..].iter().sum();
+            if reached > 0 {
+                let _ = writeln!(out, "{name}{{position=\"{pos}\"}} {reached}");
+            }
+        }
+        out
+    }
+
+    /// llama-server `/completion` responses (JSON Lines), the steps split
+    /// over `requests`: `timings.draft_n` (drafted tokens) and
+    /// `timings.draft_n_accepted`, and `predicted_n` = accepted + one token
+    /// per step. The times are zeros: the run has none.
+    pub fn to_llamacpp_timings(&self, requests: usize) -> String {
+        let k = self.draft_length as u64;
+        self.split(requests)
+            .into_iter()
+            .map(|range| {
+                let steps = range.len() as u64;
+                let accepted: u64 = self.accepted[range].iter().map(|&a| u64::from(a)).sum();
+                json!({
+                    "content": "",
+                    "stop": true,
+                    "tokens_predicted": accepted + steps,
+                    "timings": {
+                        "prompt_n": 64, "prompt_ms": 0.0,
+                        "predicted_n": accepted + steps, "predicted_ms": 0.0,
+                        "draft_n": steps * k,
+                        "draft_n_accepted": accepted,
+                    },
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    }
+
     /// vLLM per-request responses (JSON Lines), the steps split over `requests`.
     pub fn to_vllm_requests(&self, requests: usize) -> String {
         let k = self.draft_length as u64;
