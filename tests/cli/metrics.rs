@@ -286,3 +286,43 @@ fn rank_tail_predicts_trees_no_worse_than_the_chain_and_says_so() {
         String::from_utf8_lossy(&text.stdout).contains("tree prediction (assumed, not measured")
     );
 }
+
+/// Not metrics, but issue 14's other input: a two-axis latency file given
+/// to the one-axis `solve` gets a one-line hint towards the schedule mode.
+#[test]
+fn solve_hints_at_batch_sizes_for_a_two_axis_profile() {
+    let args = [
+        "solve",
+        "--dist",
+        "0.6,0.2",
+        "--latency",
+        "data/latency-2d-example.csv",
+        "--draft-step",
+        "0.001",
+    ];
+    let out = speclight(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("expected \"draft_tokens,seconds\"")
+            && err.contains("hint: this is a two-axis"),
+        "{err}"
+    );
+    assert!(err.contains("--batch-sizes"), "{err}");
+    // A one-axis file with a wrong header gets no such hint.
+    let dir = crate::harness::scratch("solve-header");
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "tokens,seconds\n1,0.01\n").unwrap();
+    let out = speclight(&[
+        "solve",
+        "--dist",
+        "0.6",
+        "--latency",
+        bad.to_str().unwrap(),
+        "--draft-step",
+        "0.001",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected") && !err.contains("hint:"), "{err}");
+}
