@@ -94,13 +94,23 @@ fn vllm_mean_acceptance_length_equals_the_fitted_chain() {
 }
 
 #[test]
-fn llamacpp_timings_give_the_runs_mean_and_a_constant_between_the_depths() {
+fn totals_formats_give_the_runs_mean_and_a_constant_between_the_depths() {
     let run = simulated_run();
+    let trt = run.to_trtllm_perf_metrics(5);
+    let ServerMetrics::Totals(trt) = read(&trt).unwrap() else {
+        panic!("TensorRT-LLM perf metrics are totals")
+    };
+    assert_eq!(trt.format, MetricsFormat::TensorrtllmPerfMetrics);
     let text = run.to_llamacpp_timings(7);
     let ServerMetrics::Totals(totals) = read(&text).unwrap() else {
         panic!("timings are totals")
     };
     assert_eq!(totals.format, MetricsFormat::LlamacppTimings);
+    // Both formats carry the same two totals of the run.
+    assert_eq!(
+        (trt.draft_tokens, trt.accepted_tokens),
+        (totals.draft_tokens, totals.accepted_tokens)
+    );
     assert_eq!((totals.records, totals.draft_tokens), (7, 3000 * K as u64));
     assert!(parse(&text)
         .unwrap_err()

@@ -14,6 +14,7 @@
 //! | vLLM per-request JSON | `metrics.speculative_decoding.acceptance_histogram` | [`vllm_histogram`] |
 //! | SGLang responses | `meta_info.spec_verify_ct`, `meta_info.spec_accept_histogram` | [`sglang`] |
 //! | llama.cpp responses (totals only) | `timings.draft_n`, `timings.draft_n_accepted` | [`llamacpp_timings`] |
+//! | TensorRT-LLM `/perf_metrics` (totals only) | `perf_metrics.speculative_decoding.total_draft_tokens`, `..total_accepted_draft_tokens` | [`trtllm_perf_metrics`] |
 //!
 //! [`read`] detects the format by content; [`fit`] turns per-position
 //! counts into per-depth acceptance with Wilson intervals, [`fit_totals`]
@@ -44,6 +45,7 @@ pub mod sglang;
 pub mod synthetic;
 pub mod totals;
 mod tree_prediction;
+pub mod trtllm_perf_metrics;
 pub mod vllm_histogram;
 
 pub use fit::{fit, AcceptanceFit, DepthAcceptance};
@@ -74,6 +76,8 @@ pub enum MetricsFormat {
     Sglang,
     /// llama-server's per-response `timings` (totals only).
     LlamacppTimings,
+    /// TensorRT-LLM's `/perf_metrics` records (totals only).
+    TensorrtllmPerfMetrics,
 }
 
 /// What a metrics file holds: counts per draft position, or totals only.
@@ -163,7 +167,8 @@ impl AcceptanceCounts {
 /// Reads a metrics file, detecting the format by content: Prometheus text
 /// (a vLLM, llama.cpp or mistral.rs speculative-decoding sample), or JSON /
 /// JSON Lines records holding vLLM's `speculative_decoding` block, SGLang's
-/// `meta_info` or llama-server's `timings` with `draft_n`. Counts of several
+/// `meta_info`, llama-server's `timings` with `draft_n` or TensorRT-LLM's
+/// `perf_metrics.speculative_decoding`. Counts of several
 /// records (requests) are summed. O(size).
 ///
 /// # Errors
@@ -183,19 +188,24 @@ pub fn read(text: &str) -> Result<ServerMetrics> {
     } else if records.iter().any(sglang::looks_like) {
         sglang::parse(&records)?
     } else if records.iter().any(llamacpp_timings::looks_like) {
-        let totals = llamacpp_timings::parse(&records)?;
-        totals.validate()?;
-        return Ok(ServerMetrics::Totals(totals));
+        return totals_of(llamacpp_timings::parse(&records)?);
+    } else if records.iter().any(trtllm_perf_metrics::looks_like) {
+        return totals_of(trtllm_perf_metrics::parse(&records)?);
     } else {
         return Err(Error::Metrics(
             "unknown format: expected vLLM, llama.cpp or mistral.rs Prometheus text (speculative counters), \
-             vLLM per-request JSON (metrics.speculative_decoding), SGLang records (meta_info.spec_verify_ct) \
-             or llama-server responses (timings.draft_n)"
+             vLLM per-request JSON (metrics.speculative_decoding), SGLang records (meta_info.spec_verify_ct), \
+             llama-server responses (timings.draft_n) or TensorRT-LLM /perf_metrics (speculative_decoding.total_draft_tokens)"
                 .into(),
         ));
     };
     counts.validate()?;
     Ok(ServerMetrics::PerPosition(counts))
+}
+
+fn totals_of(totals: DraftTotals) -> Result<ServerMetrics> {
+    totals.validate()?;
+    Ok(ServerMetrics::Totals(totals))
 }
 
 /// [`read`], for the formats with per-position counts.

@@ -242,6 +242,36 @@ impl SimulatedChain {
             .collect()
     }
 
+    /// TensorRT-LLM `/perf_metrics` (one JSON array), the steps split over
+    /// `requests`; times and KV-cache counts are zeros.
+    pub fn to_trtllm_perf_metrics(&self, requests: usize) -> String {
+        let k = self.draft_length as u64;
+        let items: Vec<serde_json::Value> = self
+            .split(requests)
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| {
+                let steps = range.len() as u64;
+                let accepted: u64 = self.accepted[range].iter().map(|&a| u64::from(a)).sum();
+                json!({
+                    "request_id": i,
+                    "perf_metrics": {
+                        "first_iter": 0, "last_iter": steps,
+                        "timing_metrics": {"arrival_time": 0.0, "first_token_time": 0.0, "last_token_time": 0.0},
+                        "kv_cache_metrics": {"num_total_allocated_blocks": 0, "num_new_allocated_blocks": 0,
+                                             "num_reused_blocks": 0, "num_missed_blocks": 0},
+                        "speculative_decoding": {
+                            "acceptance_rate": accepted as f64 / (steps * k) as f64,
+                            "total_accepted_draft_tokens": accepted,
+                            "total_draft_tokens": steps * k,
+                        },
+                    },
+                })
+            })
+            .collect();
+        serde_json::Value::Array(items).to_string() + "\n"
+    }
+
     /// vLLM per-request responses (JSON Lines), the steps split over `requests`.
     pub fn to_vllm_requests(&self, requests: usize) -> String {
         let k = self.draft_length as u64;

@@ -140,6 +140,16 @@ fn bad_metrics_get_one_line_errors() {
             "inconsistent totals: record 0: draft_n_accepted 5 > draft_n 4",
         ),
         ("half.jsonl", "{\"timings\":{\"draft_n\":4}}\n".to_owned(), "missing counter draft_n_accepted"),
+        (
+            "trt.json",
+            "[{\"perf_metrics\":{\"speculative_decoding\":{\"total_draft_tokens\":6,\"total_accepted_draft_tokens\":7}}}]".to_owned(),
+            "inconsistent totals: record 0: total_accepted_draft_tokens 7 > total_draft_tokens 6",
+        ),
+        (
+            "trt_half.json",
+            "[{\"perf_metrics\":{\"speculative_decoding\":{\"total_draft_tokens\":6}}}]".to_owned(),
+            "missing counter total_accepted_draft_tokens",
+        ),
         ("negt.jsonl", "{\"timings\":{\"draft_n\":-4,\"draft_n_accepted\":1}}\n".to_owned(), "not a non-negative integer"),
     ];
     for (name, text, want) in cases {
@@ -325,4 +335,30 @@ fn solve_hints_at_batch_sizes_for_a_two_axis_profile() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected") && !err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn tensorrt_llm_perf_metrics_are_totals_like_llamacpp_timings() {
+    // Requests 3 and 4 draft 60 + 30 tokens and accept 25 + 15; request 5
+    // drafted nothing (no speculative_decoding object).
+    let file = "tests/fixtures/metrics/trtllm_perf_metrics.json";
+    let doc = fit_json(file);
+    assert_eq!(doc["format"], "tensorrtllm_perf_metrics");
+    assert_eq!(
+        (doc["records"].as_u64(), doc["draft_tokens"].as_u64()),
+        (Some(2), Some(90))
+    );
+    assert!((doc["acceptance_rate"].as_f64().unwrap() - 40.0 / 90.0).abs() < 1e-15);
+    let out = speclight(&["tune", "--metrics", file, "--draft-length", "3", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["constant_depth"]["steps"].as_u64(), Some(30));
+    let a = doc["constant_depth"]["acceptance_per_depth"]
+        .as_f64()
+        .unwrap();
+    assert!((powers(a, 3) - 40.0 / 30.0).abs() < 1e-12, "{a}");
 }
