@@ -50,7 +50,7 @@ pub mod vllm_histogram;
 
 pub use fit::{fit, AcceptanceFit, DepthAcceptance};
 pub use totals::{fit_totals, ConstantDepthFit, DraftTotals, TotalsFit};
-pub use tree_prediction::{predict_tree, RankTail, TreePrediction};
+pub use tree_prediction::{predict_tree, RankTail, TreePrediction, MAX_PREDICTION_CELLS};
 
 use crate::error::{Error, Result};
 

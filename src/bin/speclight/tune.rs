@@ -37,7 +37,8 @@ pub struct Args {
     trace: Option<PathBuf>,
     /// Fit the first choice's per-depth acceptance from server metrics instead of a trace: vLLM,
     /// llama.cpp or mistral.rs Prometheus text, vLLM per-request JSON, SGLang meta_info records,
-    /// or llama.cpp response timings (totals only) (detected by content; see docs/load.md).
+    /// or totals only: llama.cpp response timings, TensorRT-LLM /perf_metrics (detected by
+    /// content; see docs/load.md).
     #[arg(long, conflicts_with_all = ["trace", "validate"])]
     metrics: Option<PathBuf>,
     #[command(flatten)]
