@@ -10,30 +10,55 @@ use speclight::metrics::{
     fit, fit_totals, parse, predict_tree, read, synthetic::SimulatedChain, MetricsFormat, RankTail,
     ServerMetrics,
 };
-use speclight::NgramLm;
+use speclight::{DraftTree, NgramLm};
 
 /// Two-sided 99% normal quantile: 5 depths at 99% each keep the family's
 /// error at most 5% (Bonferroni).
 const Z99: f64 = 2.575_829_303_548_901;
 const K: usize = 5;
 
-/// One run shared by the tests (training the pair dominates the time).
-fn simulated_run() -> &'static SimulatedChain {
-    static RUN: std::sync::OnceLock<SimulatedChain> = std::sync::OnceLock::new();
-    RUN.get_or_init(run_once)
+/// The trained pair and prompt, shared by the tests (training dominates).
+struct Pair {
+    verifier: NgramLm,
+    drafter: NgramLm,
+    prompt: Vec<u32>,
 }
 
-fn run_once() -> SimulatedChain {
-    let text = load(Corpus::RustBook).unwrap();
-    let train = &text.train[..300_000.min(text.train.len())];
-    let verifier_lm = NgramLm::train(train, 6).unwrap();
-    let drafter_lm = NgramLm::train(train, 3).unwrap();
-    let mut verifier = verifier_lm.model().with_temperature(0.8).unwrap();
-    let mut drafter = drafter_lm.model();
-    let prompt: Vec<u32> = text.heldout[..64].iter().map(|&b| u32::from(b)).collect();
-    let seed = 2026;
-    println!("seed {seed}");
-    SimulatedChain::run(&mut drafter, &mut verifier, &prompt, K, 3000, seed).unwrap()
+fn pair() -> &'static Pair {
+    static PAIR: std::sync::OnceLock<Pair> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| {
+        let text = load(Corpus::RustBook).unwrap();
+        let train = &text.train[..300_000.min(text.train.len())];
+        Pair {
+            verifier: NgramLm::train(train, 6).unwrap(),
+            drafter: NgramLm::train(train, 3).unwrap(),
+            prompt: text.heldout[..64].iter().map(|&b| u32::from(b)).collect(),
+        }
+    })
+}
+
+const SEED: u64 = 2026;
+
+/// The run (3000 steps, seed 2026), valuing `trees` at every step's text.
+fn run_with(trees: &[DraftTree]) -> (SimulatedChain, Vec<f64>) {
+    let p = pair();
+    let mut verifier = p.verifier.model().with_temperature(0.8).unwrap();
+    let mut drafter = p.drafter.model();
+    println!("seed {SEED}");
+    SimulatedChain::run_valuing(
+        &mut drafter,
+        &mut verifier,
+        &p.prompt,
+        (K, 3000, SEED),
+        trees,
+    )
+    .unwrap()
+}
+
+/// One run shared by the tests.
+fn simulated_run() -> &'static SimulatedChain {
+    static RUN: std::sync::OnceLock<SimulatedChain> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| run_with(&[]).0)
 }
 
 #[test]
@@ -201,4 +226,58 @@ fn tree_predictions_match_brute_force_and_never_lose_to_the_chain() {
     // The chain part needs no assumption: it is the fitted chain's E[X].
     let whole = predict_tree(&first, &RankTail::parse("1").unwrap(), K, None).unwrap();
     assert!((whole.chain_expected_accepted - f.chain_expected_accepted).abs() < 1e-12);
+}
+
+#[test]
+fn tree_predictions_against_the_pairs_true_value() {
+    let run = simulated_run();
+    let f = fit(&parse(&run.to_prometheus("vllm:")).unwrap(), Z99).unwrap();
+    let first: Vec<f64> = f.acceptance_by_depth.iter().map(|d| d.estimate).collect();
+    let tail = RankTail::parse("zipf:1:8").unwrap();
+    let predictions: Vec<_> = [1, 2, 4, 8, 16, 32]
+        .iter()
+        .map(|&p| predict_tree(&first, &tail, p, None).unwrap())
+        .collect();
+    // The rank-0 chain of K, valued the same way, checks the evaluator.
+    let mut chain = DraftTree::new();
+    let mut parent = None;
+    for _ in 0..K {
+        parent = Some(chain.push(parent, 0, 0.0).unwrap());
+    }
+    let mut trees: Vec<DraftTree> = predictions.iter().map(|p| p.tree.clone()).collect();
+    trees.push(chain);
+    let (again, truth) = run_with(&trees);
+    // Valuing trees changes nothing in the run.
+    assert_eq!(again.accepted, run.accepted);
+    let true_chain: f64 = run.true_reach.iter().sum();
+    assert!(
+        (truth[predictions.len()] - true_chain).abs() < 1e-12,
+        "{truth:?} {true_chain}"
+    );
+    // One node: rank 0 at depth 1, whose truth is the first true reach.
+    assert!((truth[0] - run.true_reach[0]).abs() < 1e-12);
+    println!("capacity  predicted (zipf:1:8 tail)  true value  chain (fit)");
+    for (p, t) in predictions.iter().zip(&truth) {
+        println!(
+            "{:>8}  {:>24.4}  {:>10.4}  {:>11.4}",
+            p.capacity, p.expected_accepted, t, p.chain_expected_accepted
+        );
+        // The part the metrics prove is within the fit's intervals of the truth.
+        let depth = p.capacity.min(K);
+        let bound = |pick: fn(&speclight::metrics::DepthAcceptance) -> f64| {
+            let mut reach = 1.0;
+            f.acceptance_by_depth[..depth]
+                .iter()
+                .map(|d| {
+                    reach *= pick(d);
+                    reach
+                })
+                .sum::<f64>()
+        };
+        let true_part: f64 = run.true_reach[..depth].iter().sum();
+        assert!(
+            bound(|d| d.ci_low) <= true_part && true_part <= bound(|d| d.ci_high),
+            "{p:?}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
 use crate::model::ContextModel;
+use crate::DraftTree;
 use rand::{rngs::StdRng, SeedableRng};
 use serde_json::json;
 use std::fmt::Write;
@@ -48,6 +49,32 @@ impl SimulatedChain {
         D: ContextModel + ?Sized,
         V: ContextModel + ?Sized,
     {
+        Self::run_valuing(drafter, verifier, prompt, (k, steps, seed), &[]).map(|(run, _)| run)
+    }
+
+    /// [`SimulatedChain::run`] with `(k, steps, seed)`, also valuing rank
+    /// trees (token = the drafter's rank at the node, as
+    /// [`crate::deploy::RankAcceptance`] builds them) at every step's text:
+    /// returns each tree's exact `E[X] = sum_v prod_j q(t_j)` under the
+    /// verifier `q`, averaged over the steps: the truth a prediction from
+    /// the first choice alone can be compared with. The run itself (draws,
+    /// texts) is the same as without trees. Time O(steps (k + sum |T|))
+    /// calls of each model.
+    ///
+    /// # Errors
+    ///
+    /// As [`SimulatedChain::run`].
+    pub fn run_valuing<D, V>(
+        drafter: &mut D,
+        verifier: &mut V,
+        prompt: &[TokenId],
+        (k, steps, seed): (usize, usize, u64),
+        trees: &[DraftTree],
+    ) -> Result<(Self, Vec<f64>)>
+    where
+        D: ContextModel + ?Sized,
+        V: ContextModel + ?Sized,
+    {
         if k == 0 || steps == 0 || steps > MAX_SIM_STEPS || prompt.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "simulated chain needs k >= 1, 1..={MAX_SIM_STEPS} steps and a prompt (k = {k}, steps = {steps})"
@@ -56,6 +83,7 @@ impl SimulatedChain {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut text = prompt.to_vec();
         let mut chain: Vec<TokenId> = Vec::with_capacity(k);
+        let mut values = vec![0.0; trees.len()];
         let mut run = Self {
             draft_length: k,
             accepted: Vec::with_capacity(steps),
@@ -64,6 +92,9 @@ impl SimulatedChain {
         for _ in 0..steps {
             drafter.set_context(&text)?;
             verifier.set_context(&text)?;
+            for (value, tree) in values.iter_mut().zip(trees) {
+                *value += rank_tree_value(drafter, verifier, tree)?;
+            }
             chain.clear();
             for _ in 0..k {
                 let token = drafter.next(&chain)?.tokens()[0];
@@ -74,10 +105,10 @@ impl SimulatedChain {
             text.push(bonus);
             run.accepted.push(accepted as u32);
         }
-        for r in &mut run.true_reach {
+        for r in run.true_reach.iter_mut().chain(values.iter_mut()) {
             *r /= steps as f64;
         }
-        Ok(run)
+        Ok((run, values))
     }
 
     /// Walks the chain with verifier draws; adds the exact reach of every
@@ -326,4 +357,40 @@ impl SimulatedChain {
             })
             .collect()
     }
+}
+
+/// The exact `E[X]` of a rank tree at the models' current context: node
+/// `v` with ranks `r_1 .. r_d` is the drafter's rank-`r_j` token below the
+/// tokens above it, reached with `prod_j q(t_j)` under the verifier; a rank
+/// past the drafter's candidates is a node never drafted (value 0). O(|T|)
+/// calls of each model.
+fn rank_tree_value<D, V>(drafter: &mut D, verifier: &mut V, tree: &DraftTree) -> Result<f64>
+where
+    D: ContextModel + ?Sized,
+    V: ContextModel + ?Sized,
+{
+    let mut paths: Vec<Vec<TokenId>> = Vec::with_capacity(tree.len());
+    let mut reach: Vec<f64> = Vec::with_capacity(tree.len());
+    for node in tree.nodes() {
+        let (mut path, up) = match node.parent {
+            Some(p) => (paths[p].clone(), reach[p]),
+            None => (Vec::new(), 1.0),
+        };
+        let token = drafter
+            .next(&path)?
+            .tokens()
+            .get(node.token as usize)
+            .copied();
+        let r = match token {
+            Some(t) if up > 0.0 => {
+                let q = verifier.next(&path)?.prob_of(t);
+                path.push(t);
+                up * q
+            }
+            _ => 0.0,
+        };
+        paths.push(path);
+        reach.push(r);
+    }
+    Ok(reach.iter().sum())
 }

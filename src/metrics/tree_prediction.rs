@@ -12,6 +12,7 @@
 
 use crate::deploy::RankAcceptance;
 use crate::error::{Error, Result};
+use crate::DraftTree;
 
 /// Most rank-row entries (depths x ranks) a prediction may build.
 pub const MAX_PREDICTION_CELLS: usize = 1 << 24;
@@ -111,6 +112,9 @@ pub struct TreePrediction {
     /// `E[X]` of the first-choice chain of `min(capacity, depth_limit)`
     /// tokens, which needs no assumption: `sum_d prod_{j <= d} a_j`.
     pub chain_expected_accepted: f64,
+    /// The tree (token = rank), e.g. to value it under real models.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub tree: DraftTree,
 }
 
 /// The best tree of `capacity` nodes and depth at most
@@ -174,6 +178,7 @@ pub fn predict_tree(
         expected_accepted: acceptance.tree_value(&tree),
         width_by_depth,
         chain_expected_accepted: chain_value(&first[..limit.min(capacity)]),
+        tree,
     })
 }
 
