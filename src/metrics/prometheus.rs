@@ -22,8 +22,9 @@
 //! steps), `..._num_draft_tokens_total`, `..._num_accepted_tokens_total` and
 //! `..._num_accepted_tokens_per_pos_total{position="i"}`). Older llama-server
 //! builds export none of these: such a file is rejected as unknown.
-//! llama.cpp drafts may be shorter than `n_max` (e.g. `speculative.p_min`),
-//! which [`super::AcceptanceFit::uniform_draft_length`] reports.
+//! llama.cpp drafts can be shorter than `n_max` (`get_n_draft_max` caps a
+//! draft by the context room and the tokens left to predict), which
+//! [`super::AcceptanceFit::uniform_draft_length`] reports.
 
 //!
 //! mistral.rs (EricLBuehler/mistral.rs at commit 0003cf35120f,

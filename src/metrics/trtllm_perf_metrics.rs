@@ -6,8 +6,10 @@
 //! {"acceptance_rate", "total_accepted_draft_tokens", "total_draft_tokens"}}}`,
 //! the `speculative_decoding` object present only when the request drafted.
 //! The counts are accumulated per iteration by the C++ request
-//! (`RequestPerfMetrics::SpeculativeDecodingMetrics`): accepted tokens of
-//! the step, and drafted tokens capped at the longest draft path. There is
+//! (`cpp/include/tensorrt_llm/batch_manager/llmRequest.h` at commit
+//! 00e9b8a773a6, `updateNumTokensPerIteration`): accepted += tokens of the
+//! step - 1, drafted += min(draft tokens, `getMaxDraftPathLen()`), so for a
+//! tree the drafted count is the longest path, not the nodes. There is
 //! no histogram and no step count: totals only (see [`super::totals`]).
 //! A record is an array item, its `perf_metrics`, or the
 //! `speculative_decoding` object itself; `acceptance_rate` is not read.
