@@ -10,13 +10,18 @@
 //! | --- | --- | --- |
 //! | vLLM Prometheus text (`/metrics`) | `vllm:spec_decode_num_drafts`, `..._num_draft_tokens`, `..._num_accepted_tokens`, `..._num_accepted_tokens_per_pos{position}` | [`prometheus`] |
 //! | llama.cpp Prometheus text (`llama-server /metrics`) | the same counters with the `llamacpp:` prefix | [`prometheus`] |
+//! | mistral.rs Prometheus text | `mistralrs_speculative_drafts`, `..._draft_tokens_proposed`, `..._draft_tokens_accepted`, `..._draft_tokens_accepted_per_pos{position}` | [`prometheus`] |
 //! | vLLM per-request JSON | `metrics.speculative_decoding.acceptance_histogram` | [`vllm_histogram`] |
 //! | SGLang responses | `meta_info.spec_verify_ct`, `meta_info.spec_accept_histogram` | [`sglang`] |
+//! | llama.cpp responses (totals only) | `timings.draft_n`, `timings.draft_n_accepted` | [`llamacpp_timings`] |
+//! | TensorRT-LLM `/perf_metrics` (totals only) | `perf_metrics.speculative_decoding.total_draft_tokens`, `..total_accepted_draft_tokens` | [`trtllm_perf_metrics`] |
 //!
-//! [`parse`] detects the format by content; [`fit`] turns the counts into
-//! per-depth acceptance with Wilson intervals; [`synthetic`] writes every
-//! format from a simulated run of the bundled n-gram pair, whose true
-//! acceptance is known.
+//! [`read`] detects the format by content; [`fit`] turns per-position
+//! counts into per-depth acceptance with Wilson intervals, [`fit_totals`]
+//! says what totals alone support; [`predict_tree`] values the best tree
+//! under an explicit assumption about the ranks these metrics never see;
+//! [`synthetic`] writes every format from a simulated run of the bundled
+//! n-gram pair, whose true acceptance is known.
 //!
 //! ```
 //! use speclight::metrics::{fit, parse};
@@ -34,12 +39,18 @@
 
 mod fit;
 mod histogram;
+pub mod llamacpp_timings;
 pub mod prometheus;
 pub mod sglang;
 pub mod synthetic;
+pub mod totals;
+mod tree_prediction;
+pub mod trtllm_perf_metrics;
 pub mod vllm_histogram;
 
 pub use fit::{fit, AcceptanceFit, DepthAcceptance};
+pub use totals::{fit_totals, ConstantDepthFit, DraftTotals, TotalsFit};
+pub use tree_prediction::{predict_tree, RankTail, TreePrediction, MAX_PREDICTION_CELLS};
 
 use crate::error::{Error, Result};
 
@@ -57,10 +68,25 @@ pub enum MetricsFormat {
     VllmPrometheus,
     /// llama-server's Prometheus text exposition (`llamacpp:` counters).
     LlamacppPrometheus,
+    /// mistral.rs's Prometheus text exposition (`mistralrs_speculative_`).
+    MistralrsPrometheus,
     /// vLLM's per-request `metrics.speculative_decoding` JSON.
     VllmRequestHistogram,
     /// SGLang's `meta_info` records.
     Sglang,
+    /// llama-server's per-response `timings` (totals only).
+    LlamacppTimings,
+    /// TensorRT-LLM's `/perf_metrics` records (totals only).
+    TensorrtllmPerfMetrics,
+}
+
+/// What a metrics file holds: counts per draft position, or totals only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMetrics {
+    /// Steps and the steps that reached each position.
+    PerPosition(AcceptanceCounts),
+    /// Drafted and accepted tokens only.
+    Totals(DraftTotals),
 }
 
 /// Acceptance counts of a chain, whatever the format.
@@ -139,34 +165,63 @@ impl AcceptanceCounts {
 }
 
 /// Reads a metrics file, detecting the format by content: Prometheus text
-/// (a `vllm:spec_decode_` or `llamacpp:spec_decode_` sample), or JSON / JSON
-/// Lines records holding vLLM's `speculative_decoding` block or SGLang's
-/// `meta_info`. Counts of several records (requests) are summed. O(size).
+/// (a vLLM, llama.cpp or mistral.rs speculative-decoding sample), or JSON /
+/// JSON Lines records holding vLLM's `speculative_decoding` block, SGLang's
+/// `meta_info`, llama-server's `timings` with `draft_n` or TensorRT-LLM's
+/// `perf_metrics.speculative_decoding`. Counts of several
+/// records (requests) are summed. O(size).
 ///
 /// # Errors
 ///
 /// [`Error::Metrics`] for an unknown format, missing counters, negative or
 /// non-integer counts and inconsistent totals; [`Error::Parse`] for
 /// malformed JSON.
-pub fn parse(text: &str) -> Result<AcceptanceCounts> {
-    let counts = if prometheus::looks_like(text) {
-        prometheus::parse(text)?
+pub fn read(text: &str) -> Result<ServerMetrics> {
+    if prometheus::looks_like(text) {
+        let counts = prometheus::parse(text)?;
+        counts.validate()?;
+        return Ok(ServerMetrics::PerPosition(counts));
+    }
+    let records = json_records(text)?;
+    let counts = if records.iter().any(vllm_histogram::looks_like) {
+        vllm_histogram::parse(&records)?
+    } else if records.iter().any(sglang::looks_like) {
+        sglang::parse(&records)?
+    } else if records.iter().any(llamacpp_timings::looks_like) {
+        return totals_of(llamacpp_timings::parse(&records)?);
+    } else if records.iter().any(trtllm_perf_metrics::looks_like) {
+        return totals_of(trtllm_perf_metrics::parse(&records)?);
     } else {
-        let records = json_records(text)?;
-        if records.iter().any(vllm_histogram::looks_like) {
-            vllm_histogram::parse(&records)?
-        } else if records.iter().any(sglang::looks_like) {
-            sglang::parse(&records)?
-        } else {
-            return Err(Error::Metrics(
-                "unknown format: expected vLLM or llama.cpp Prometheus text (spec_decode counters), \
-                 vLLM per-request JSON (metrics.speculative_decoding) or SGLang records (meta_info.spec_verify_ct)"
-                    .into(),
-            ));
-        }
+        return Err(Error::Metrics(
+            "unknown format: expected vLLM, llama.cpp or mistral.rs Prometheus text (speculative counters), \
+             vLLM per-request JSON (metrics.speculative_decoding), SGLang records (meta_info.spec_verify_ct), \
+             llama-server responses (timings.draft_n) or TensorRT-LLM /perf_metrics (speculative_decoding.total_draft_tokens)"
+                .into(),
+        ));
     };
     counts.validate()?;
-    Ok(counts)
+    Ok(ServerMetrics::PerPosition(counts))
+}
+
+fn totals_of(totals: DraftTotals) -> Result<ServerMetrics> {
+    totals.validate()?;
+    Ok(ServerMetrics::Totals(totals))
+}
+
+/// [`read`], for the formats with per-position counts.
+///
+/// # Errors
+///
+/// As [`read`]; [`Error::Metrics`] for a totals-only format (use [`read`]
+/// and [`fit_totals`]).
+pub fn parse(text: &str) -> Result<AcceptanceCounts> {
+    match read(text)? {
+        ServerMetrics::PerPosition(counts) => Ok(counts),
+        ServerMetrics::Totals(t) => Err(Error::Metrics(format!(
+            "{:?} carries only totals (drafted, accepted), no per-position counts: see metrics::fit_totals",
+            t.format
+        ))),
+    }
 }
 
 /// One JSON document (an object or an array of objects) or JSON Lines.

@@ -9,23 +9,89 @@
 //! `_total` suffix and one series per engine label set, so every counter is
 //! summed over its label sets (per position for the last one). Its own
 //! definition of the mean acceptance length is
-//! `1 + num_accepted_tokens / num_drafts`. llama-server exposes the same
-//! four counters with the `llamacpp:` prefix.
+//! `1 + num_accepted_tokens / num_drafts`.
+//!
+//! llama-server (`--metrics`) exposes the same four counters with the
+//! `llamacpp:` prefix and no label but `position` (checked against
+//! ggml-org/llama.cpp at commit 001d906a6d86, `tools/server/server-context.cpp`:
+//! per verification step `n_draft_verif_steps += 1`, `n_draft_accepted +=
+//! n_accepted`, and `n_accepted_per_pos[i] += 1` for every `i < n_accepted`,
+//! the vector sized to the drafter's `n_max`; its `/metrics` handler renders
+//! `server_task_result_metrics::to_metrics()` of `tools/server/server-task.cpp`,
+//! which writes `llamacpp:spec_decode_num_drafts_total` (the verification
+//! steps), `..._num_draft_tokens_total`, `..._num_accepted_tokens_total` and
+//! `..._num_accepted_tokens_per_pos_total{position="i"}`). Older llama-server
+//! builds export none of these: such a file is rejected as unknown.
+//! llama.cpp drafts can be shorter than `n_max` (`get_n_draft_max` caps a
+//! draft by the context room and the tokens left to predict), which
+//! [`super::AcceptanceFit::uniform_draft_length`] reports.
+
+//!
+//! mistral.rs (EricLBuehler/mistral.rs at commit 0003cf35120f,
+//! `mistralrs-core/src/engine/logger.rs`, `add_speculative_stats`) counts
+//! per verification batch `mistralrs_speculative_drafts_total` (sequences
+//! that carried a draft), `..._draft_tokens_proposed_total`,
+//! `..._draft_tokens_accepted_total` and
+//! `..._draft_tokens_accepted_per_pos_total{position}`, the last only for
+//! positions with a non-zero count in the batch: its caller increments
+//! position `i` for every `i < accepted` of each sequence, as vLLM does.
+//! Positions never accepted are therefore absent; when the proposed tokens
+//! are a multiple of the drafts, the missing tail is read as zeros.
 
 use super::{AcceptanceCounts, MetricsFormat, MAX_COUNT, MAX_POSITIONS};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
-const PREFIXES: [(&str, MetricsFormat); 2] = [
-    ("vllm:", MetricsFormat::VllmPrometheus),
-    ("llamacpp:", MetricsFormat::LlamacppPrometheus),
+/// One server's names for the four counters (without `_total`).
+#[derive(Debug)]
+struct Dialect {
+    format: MetricsFormat,
+    prefix: &'static str,
+    names: [&'static str; 4],
+    /// The server omits per-position series whose count is 0.
+    omits_zero_positions: bool,
+}
+
+const VLLM_NAMES: [&str; 4] = [
+    "spec_decode_num_drafts",
+    "spec_decode_num_draft_tokens",
+    "spec_decode_num_accepted_tokens",
+    "spec_decode_num_accepted_tokens_per_pos",
+];
+
+const DIALECTS: [Dialect; 3] = [
+    Dialect {
+        format: MetricsFormat::VllmPrometheus,
+        prefix: "vllm:",
+        names: VLLM_NAMES,
+        omits_zero_positions: false,
+    },
+    Dialect {
+        format: MetricsFormat::LlamacppPrometheus,
+        prefix: "llamacpp:",
+        names: VLLM_NAMES,
+        omits_zero_positions: false,
+    },
+    Dialect {
+        format: MetricsFormat::MistralrsPrometheus,
+        prefix: "mistralrs_speculative_",
+        names: [
+            "drafts",
+            "draft_tokens_proposed",
+            "draft_tokens_accepted",
+            "draft_tokens_accepted_per_pos",
+        ],
+        omits_zero_positions: true,
+    },
 ];
 
 /// Whether the text holds a speculative-decoding sample of a known server.
 pub fn looks_like(text: &str) -> bool {
-    PREFIXES
-        .iter()
-        .any(|(p, _)| text.contains(&format!("{p}spec_decode_num_")))
+    DIALECTS.iter().any(|d| {
+        d.names
+            .iter()
+            .any(|n| text.contains(&format!("{}{n}", d.prefix)))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,21 +102,27 @@ enum Counter {
     AcceptedPerPos,
 }
 
-fn counter(name: &str) -> Option<Counter> {
-    let base = name.strip_suffix("_total").unwrap_or(name);
-    match base {
-        "spec_decode_num_drafts" => Some(Counter::Drafts),
-        "spec_decode_num_draft_tokens" => Some(Counter::DraftTokens),
-        "spec_decode_num_accepted_tokens" => Some(Counter::AcceptedTokens),
-        "spec_decode_num_accepted_tokens_per_pos" => Some(Counter::AcceptedPerPos),
-        _ => None,
-    }
+const COUNTERS: [Counter; 4] = [
+    Counter::Drafts,
+    Counter::DraftTokens,
+    Counter::AcceptedTokens,
+    Counter::AcceptedPerPos,
+];
+
+/// The dialect and counter a sample name belongs to, if any.
+fn counter(name: &str) -> Option<(&'static Dialect, Counter)> {
+    DIALECTS.iter().find_map(|d| {
+        let base = name.strip_prefix(d.prefix)?;
+        let base = base.strip_suffix("_total").unwrap_or(base);
+        let i = d.names.iter().position(|&n| n == base)?;
+        Some((d, COUNTERS[i]))
+    })
 }
 
 /// Sums of the four counters over their label sets.
 #[derive(Debug, Default)]
 struct Sums {
-    format: Option<(MetricsFormat, &'static str)>,
+    dialect: Option<&'static Dialect>,
     drafts: Option<u64>,
     draft_tokens: Option<u64>,
     accepted: Option<u64>,
@@ -84,16 +156,16 @@ fn read_sample(line: &str, line_no: usize, sums: &mut Sums) -> Result<()> {
         .find(|c: char| c == '{' || c.is_whitespace())
         .unwrap_or(line.len());
     let name = &line[..name_end];
-    let Some((prefix, format, which)) = PREFIXES
-        .iter()
-        .find_map(|&(p, f)| name.strip_prefix(p).and_then(counter).map(|c| (p, f, c)))
-    else {
+    let Some((dialect, which)) = counter(name) else {
         return Ok(()); // another metric
     };
-    match sums.format {
-        None => sums.format = Some((format, prefix)),
-        Some((f, _)) if f != format => {
-            return Err(bad("both vllm: and llamacpp: counters in one file".into()))
+    match sums.dialect {
+        None => sums.dialect = Some(dialect),
+        Some(d) if d.format != dialect.format => {
+            return Err(bad(format!(
+                "counters of two servers in one file ({} and {})",
+                d.prefix, dialect.prefix
+            )))
         }
         _ => {}
     }
@@ -174,35 +246,52 @@ fn parse_count(text: &str) -> std::result::Result<u64, String> {
 }
 
 fn finish(sums: Sums) -> Result<AcceptanceCounts> {
-    let (format, prefix) = sums
-        .format
-        .ok_or_else(|| Error::Metrics("no spec_decode counters found".into()))?;
-    let missing = |c: &str| Error::Metrics(format!("missing counter {prefix}{c}"));
-    let steps = sums
-        .drafts
-        .ok_or_else(|| missing("spec_decode_num_drafts"))?;
-    if sums.per_pos.is_empty() {
-        return Err(missing(
-            "spec_decode_num_accepted_tokens_per_pos (per-depth acceptance needs it)",
-        ));
-    }
+    let dialect = sums
+        .dialect
+        .ok_or_else(|| Error::Metrics("no speculative-decoding counters found".into()))?;
+    let [drafts, _, _, per_pos] = dialect.names;
+    let missing = |c: &str| Error::Metrics(format!("missing counter {}{c}", dialect.prefix));
+    let steps = sums.drafts.ok_or_else(|| missing(drafts))?;
     let mut reached = Vec::with_capacity(sums.per_pos.len());
     for (i, (&k, &v)) in sums.per_pos.iter().enumerate() {
         if k != i {
             return Err(Error::Metrics(format!(
-                "{prefix}spec_decode_num_accepted_tokens_per_pos has position {k} but not {i}"
+                "{}{per_pos} has position {k} but not {i}",
+                dialect.prefix
             )));
         }
         reached.push(v);
     }
+    if dialect.omits_zero_positions {
+        pad_unaccepted_positions(&mut reached, steps, sums.draft_tokens);
+    }
+    if reached.is_empty() {
+        return Err(missing(&format!(
+            "{per_pos} (per-depth acceptance needs it)"
+        )));
+    }
     let sum: u64 = reached.iter().sum();
     Ok(AcceptanceCounts {
-        format,
+        format: dialect.format,
         steps,
         reached,
         draft_tokens: sums.draft_tokens,
         accepted_tokens: sums.accepted.unwrap_or(sum),
     })
+}
+
+/// Appends zeros up to `K = draft_tokens / steps` when that is a whole
+/// number within [`MAX_POSITIONS`]: the positions a server that omits zero
+/// counts never wrote.
+fn pad_unaccepted_positions(reached: &mut Vec<u64>, steps: u64, draft_tokens: Option<u64>) {
+    let Some(drafted) = draft_tokens else { return };
+    if steps == 0 || drafted % steps != 0 {
+        return;
+    }
+    let k = usize::try_from(drafted / steps).unwrap_or(usize::MAX);
+    if k > reached.len() && k <= MAX_POSITIONS {
+        reached.resize(k, 0);
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +335,25 @@ vllm:generation_tokens_total{model_name="m"} 5000.0
             let e = parse(&text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn mistralrs_positions_never_accepted_are_read_as_zeros() {
+        let text = "mistralrs_speculative_drafts_total 10\n\
+                    mistralrs_speculative_draft_tokens_proposed_total 30\n\
+                    mistralrs_speculative_draft_tokens_accepted_total 7\n\
+                    mistralrs_speculative_draft_tokens_accepted_per_pos_total{position=\"0\"} 5\n\
+                    mistralrs_speculative_draft_tokens_accepted_per_pos_total{position=\"1\"} 2\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.format, MetricsFormat::MistralrsPrometheus);
+        assert_eq!(
+            (c.steps, c.reached.clone(), c.accepted_tokens),
+            (10, vec![5, 2, 0], 7)
+        );
+        c.validate().unwrap();
+        // Not a whole draft length: nothing is invented.
+        let odd = text.replace(" 30", " 31");
+        assert_eq!(parse(&odd).unwrap().reached, vec![5, 2]);
     }
 
     #[test]

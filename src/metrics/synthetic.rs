@@ -5,6 +5,7 @@
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
 use crate::model::ContextModel;
+use crate::DraftTree;
 use rand::{rngs::StdRng, SeedableRng};
 use serde_json::json;
 use std::fmt::Write;
@@ -48,6 +49,32 @@ impl SimulatedChain {
         D: ContextModel + ?Sized,
         V: ContextModel + ?Sized,
     {
+        Self::run_valuing(drafter, verifier, prompt, (k, steps, seed), &[]).map(|(run, _)| run)
+    }
+
+    /// [`SimulatedChain::run`] with `(k, steps, seed)`, also valuing rank
+    /// trees (token = the drafter's rank at the node, as
+    /// [`crate::deploy::RankAcceptance`] builds them) at every step's text:
+    /// returns each tree's exact `E[X] = sum_v prod_j q(t_j)` under the
+    /// verifier `q`, averaged over the steps: the truth a prediction from
+    /// the first choice alone can be compared with. The run itself (draws,
+    /// texts) is the same as without trees. Time O(steps (k + sum |T|))
+    /// calls of each model.
+    ///
+    /// # Errors
+    ///
+    /// As [`SimulatedChain::run`].
+    pub fn run_valuing<D, V>(
+        drafter: &mut D,
+        verifier: &mut V,
+        prompt: &[TokenId],
+        (k, steps, seed): (usize, usize, u64),
+        trees: &[DraftTree],
+    ) -> Result<(Self, Vec<f64>)>
+    where
+        D: ContextModel + ?Sized,
+        V: ContextModel + ?Sized,
+    {
         if k == 0 || steps == 0 || steps > MAX_SIM_STEPS || prompt.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "simulated chain needs k >= 1, 1..={MAX_SIM_STEPS} steps and a prompt (k = {k}, steps = {steps})"
@@ -56,6 +83,7 @@ impl SimulatedChain {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut text = prompt.to_vec();
         let mut chain: Vec<TokenId> = Vec::with_capacity(k);
+        let mut values = vec![0.0; trees.len()];
         let mut run = Self {
             draft_length: k,
             accepted: Vec::with_capacity(steps),
@@ -64,6 +92,9 @@ impl SimulatedChain {
         for _ in 0..steps {
             drafter.set_context(&text)?;
             verifier.set_context(&text)?;
+            for (value, tree) in values.iter_mut().zip(trees) {
+                *value += rank_tree_value(drafter, verifier, tree)?;
+            }
             chain.clear();
             for _ in 0..k {
                 let token = drafter.next(&chain)?.tokens()[0];
@@ -74,10 +105,10 @@ impl SimulatedChain {
             text.push(bonus);
             run.accepted.push(accepted as u32);
         }
-        for r in &mut run.true_reach {
+        for r in run.true_reach.iter_mut().chain(values.iter_mut()) {
             *r /= steps as f64;
         }
-        Ok(run)
+        Ok((run, values))
     }
 
     /// Walks the chain with verifier draws; adds the exact reach of every
@@ -186,6 +217,92 @@ impl SimulatedChain {
         out
     }
 
+    /// Prometheus text as mistral.rs writes it: its four counter names,
+    /// no labels but `position`, and no series for a position never
+    /// accepted.
+    pub fn to_mistralrs_prometheus(&self) -> String {
+        let h = self.histogram(0..self.accepted.len());
+        let steps = self.accepted.len() as u64;
+        let accepted: u64 = self.accepted.iter().map(|&a| u64::from(a)).sum();
+        let totals = [
+            ("drafts", steps),
+            ("draft_tokens_proposed", steps * self.draft_length as u64),
+            ("draft_tokens_accepted", accepted),
+        ];
+        let mut out = String::new();
+        for (name, value) in totals {
+            let _ = writeln!(out, "# TYPE mistralrs_speculative_{name}_total counter");
+            let _ = writeln!(out, "mistralrs_speculative_{name}_total {value}");
+        }
+        let name = "mistralrs_speculative_draft_tokens_accepted_per_pos_total";
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for pos in 0..self.draft_length {
+            let reached: u64 = h[pos + 1..].iter().sum();
+            if reached > 0 {
+                let _ = writeln!(out, "{name}{{position=\"{pos}\"}} {reached}");
+            }
+        }
+        out
+    }
+
+    /// llama-server `/completion` responses (JSON Lines), the steps split
+    /// over `requests`: `timings.draft_n` (drafted tokens) and
+    /// `timings.draft_n_accepted`, and `predicted_n` = accepted + one token
+    /// per step. The times are zeros: the run has none.
+    pub fn to_llamacpp_timings(&self, requests: usize) -> String {
+        let k = self.draft_length as u64;
+        self.split(requests)
+            .into_iter()
+            .map(|range| {
+                let steps = range.len() as u64;
+                let accepted: u64 = self.accepted[range].iter().map(|&a| u64::from(a)).sum();
+                json!({
+                    "content": "",
+                    "stop": true,
+                    "tokens_predicted": accepted + steps,
+                    "timings": {
+                        "prompt_n": 64, "prompt_ms": 0.0,
+                        "predicted_n": accepted + steps, "predicted_ms": 0.0,
+                        "draft_n": steps * k,
+                        "draft_n_accepted": accepted,
+                    },
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    /// TensorRT-LLM `/perf_metrics` (one JSON array), the steps split over
+    /// `requests`; times and KV-cache counts are zeros.
+    pub fn to_trtllm_perf_metrics(&self, requests: usize) -> String {
+        let k = self.draft_length as u64;
+        let items: Vec<serde_json::Value> = self
+            .split(requests)
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| {
+                let steps = range.len() as u64;
+                let accepted: u64 = self.accepted[range].iter().map(|&a| u64::from(a)).sum();
+                json!({
+                    "request_id": i,
+                    "perf_metrics": {
+                        "first_iter": 0, "last_iter": steps,
+                        "timing_metrics": {"arrival_time": 0.0, "first_token_time": 0.0, "last_token_time": 0.0},
+                        "kv_cache_metrics": {"num_total_allocated_blocks": 0, "num_new_allocated_blocks": 0,
+                                             "num_reused_blocks": 0, "num_missed_blocks": 0},
+                        "speculative_decoding": {
+                            "acceptance_rate": accepted as f64 / (steps * k) as f64,
+                            "total_accepted_draft_tokens": accepted,
+                            "total_draft_tokens": steps * k,
+                        },
+                    },
+                })
+            })
+            .collect();
+        serde_json::Value::Array(items).to_string() + "\n"
+    }
+
     /// vLLM per-request responses (JSON Lines), the steps split over `requests`.
     pub fn to_vllm_requests(&self, requests: usize) -> String {
         let k = self.draft_length as u64;
@@ -240,4 +357,40 @@ impl SimulatedChain {
             })
             .collect()
     }
+}
+
+/// The exact `E[X]` of a rank tree at the models' current context: node
+/// `v` with ranks `r_1 .. r_d` is the drafter's rank-`r_j` token below the
+/// tokens above it, reached with `prod_j q(t_j)` under the verifier; a rank
+/// past the drafter's candidates is a node never drafted (value 0). O(|T|)
+/// calls of each model.
+fn rank_tree_value<D, V>(drafter: &mut D, verifier: &mut V, tree: &DraftTree) -> Result<f64>
+where
+    D: ContextModel + ?Sized,
+    V: ContextModel + ?Sized,
+{
+    let mut paths: Vec<Vec<TokenId>> = Vec::with_capacity(tree.len());
+    let mut reach: Vec<f64> = Vec::with_capacity(tree.len());
+    for node in tree.nodes() {
+        let (mut path, up) = match node.parent {
+            Some(p) => (paths[p].clone(), reach[p]),
+            None => (Vec::new(), 1.0),
+        };
+        let token = drafter
+            .next(&path)?
+            .tokens()
+            .get(node.token as usize)
+            .copied();
+        let r = match token {
+            Some(t) if up > 0.0 => {
+                let q = verifier.next(&path)?.prob_of(t);
+                path.push(t);
+                up * q
+            }
+            _ => 0.0,
+        };
+        paths.push(path);
+        reach.push(r);
+    }
+    Ok(reach.iter().sum())
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use speclight::capacity::{CapacitySolver, CostModel, DraftCost, Solution};
 use speclight::Iid;
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Choose the verifier capacity n and depth limit D that maximise tokens per second.
 ///
@@ -77,7 +77,8 @@ pub fn run(args: Args) -> Result<()> {
         });
     }
     let mut drafter = Iid::new(load_dist("dist", &args.dist)?);
-    let verifier_t = load_profile("latency", &args.latency)?;
+    let verifier_t =
+        load_profile("latency", &args.latency).map_err(|e| two_axis_hint(e, &args.latency))?;
     let draft = match (&args.draft_profile, args.draft_step) {
         (Some(path), _) => DraftCost::ByWidth(load_profile("draft-profile", path)?),
         (None, Some(t)) => DraftCost::PerStep(t),
@@ -105,6 +106,21 @@ pub fn run(args: Args) -> Result<()> {
         render_text(&solution, &solver)
     };
     emit(args.out.as_deref(), &text)
+}
+
+/// Adds a hint to a one-axis load error when the file is a two-axis
+/// (`batch_size,draft_tokens,seconds`) profile, which only the schedule
+/// mode (`--batch-sizes`) reads.
+fn two_axis_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
+    let first_line = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().next().map(|l| l.replace(' ', "")));
+    if first_line.as_deref() == Some("batch_size,draft_tokens,seconds") {
+        return anyhow::anyhow!(
+            "{e:#} (hint: this is a two-axis batch_size,draft_tokens,seconds profile: add --batch-sizes 1,8,64 or --batch-sizes profile for a schedule per batch size)"
+        );
+    }
+    e
 }
 
 fn render_text(s: &Solution, solver: &CapacitySolver) -> String {

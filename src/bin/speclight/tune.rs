@@ -35,11 +35,14 @@ pub struct Args {
     /// The paired trace (JSON Lines).
     #[arg(long, required_unless_present = "metrics")]
     trace: Option<PathBuf>,
-    /// Fit the first choice's per-depth acceptance from server metrics instead of a trace: vLLM
-    /// or llama.cpp Prometheus text, vLLM per-request JSON, or SGLang meta_info records
-    /// (detected by content; see docs/load.md).
+    /// Fit the first choice's per-depth acceptance from server metrics instead of a trace: vLLM,
+    /// llama.cpp or mistral.rs Prometheus text, vLLM per-request JSON, SGLang meta_info records,
+    /// or totals only: llama.cpp response timings, TensorRT-LLM /perf_metrics (detected by
+    /// content; see docs/load.md).
     #[arg(long, conflicts_with_all = ["trace", "validate"])]
     metrics: Option<PathBuf>,
+    #[command(flatten)]
+    metrics_options: crate::tune_metrics::MetricsArgs,
     /// Verifier latency profile (CSV `draft_tokens,seconds` or `.json`): lets the capacity
     /// solver choose the capacity and depth limit.
     #[arg(long, requires = "draft_step")]
@@ -115,6 +118,8 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.metrics {
         return crate::tune_metrics::run(crate::tune_metrics::Inputs {
             metrics: path,
+            options: &args.metrics_options,
+            capacities: &args.capacities,
             latency: args.latency.as_deref(),
             draft_step: args.draft_step,
             overhead: args.overhead,
