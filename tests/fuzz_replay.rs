@@ -81,3 +81,8 @@ fn workload_inputs() {
 fn paired_trace() {
     replay("paired_trace", targets::paired_trace);
 }
+
+#[test]
+fn metrics_inputs() {
+    replay("metrics_inputs", targets::metrics_inputs);
+}

@@ -528,3 +528,42 @@ pub fn paired_trace(data: &[u8]) {
         assert!(!text.contains("NaN"), "NaN in a tuning report");
     }
 }
+
+/// Server metrics in every format (`metrics::read` detects it by content):
+/// an error, or counts that validate and fit into probabilities with
+/// ordered intervals and a chain value equal to the server's mean.
+pub fn metrics_inputs(data: &[u8]) {
+    use speclight::metrics::{fit, fit_totals, read, ServerMetrics};
+    let Some((&draft_length, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    match read(text) {
+        Err(_) => {}
+        Ok(ServerMetrics::PerPosition(counts)) => {
+            counts.validate().expect("read returns valid counts");
+            let f = fit(&counts, 1.96).expect("valid counts fit");
+            for d in &f.acceptance_by_depth {
+                assert!((0.0..=1.0).contains(&d.estimate), "{d:?}");
+                assert!(d.ci_low <= d.estimate && d.estimate <= d.ci_high, "{d:?}");
+                assert!(d.ci_low >= 0.0 && d.ci_high <= 1.0, "{d:?}");
+            }
+            let tolerance = 1e-9 * (1.0 + f.mean_accepted);
+            assert!(f.mean_accepted.is_finite() && f.mean_accepted >= 0.0);
+            assert!((f.chain_expected_accepted - f.mean_accepted).abs() <= tolerance);
+        }
+        Ok(ServerMetrics::Totals(totals)) => {
+            // A draft length of 0 must be refused, never divided by.
+            if let Ok(f) = fit_totals(&totals, Some(usize::from(draft_length % 9))) {
+                assert!((0.0..=1.0).contains(&f.acceptance_rate));
+                if let Some(c) = f.constant_depth {
+                    assert!((0.0..=1.0).contains(&c.acceptance_per_depth), "{c:?}");
+                    let tolerance = 1e-6 * (1.0 + c.mean_accepted);
+                    assert!((c.chain_expected_accepted - c.mean_accepted).abs() <= tolerance);
+                }
+            }
+        }
+    }
+}

@@ -36,7 +36,9 @@ pub fn wilson_interval(successes: u64, trials: u64, z: f64) -> (f64, f64) {
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    // The interval contains p exactly; at p = 0 or 1 rounding can leave an
+    // end a hair inside it (1 - 1e-16 at 6 of 6), so clamp to p as well.
+    ((centre - half).clamp(0.0, p), (centre + half).clamp(p, 1.0))
 }
 
 /// Match counts per depth and rank, and the number of trials per depth.
@@ -316,6 +318,22 @@ impl AcceptanceEstimator {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the metrics_inputs fuzz target: 6 successes of 6 gave an
+    /// upper end of 0.9999999999999999, below the estimate 1.
+    #[test]
+    fn wilson_interval_contains_the_estimate_at_every_count() {
+        for trials in 1..=200u64 {
+            for successes in 0..=trials {
+                let p = successes as f64 / trials as f64;
+                let (lo, hi) = wilson_interval(successes, trials, crate::stats::Z95);
+                assert!(
+                    0.0 <= lo && lo <= p && p <= hi && hi <= 1.0,
+                    "{successes}/{trials}: [{lo}, {hi}]"
+                );
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
