@@ -17,6 +17,10 @@ mod errors;
 mod evaluate;
 mod inputs;
 mod tree;
+// pyapi (issue 15): deploy constraints, dict functions, torch buffers.
+mod functions;
+mod level_uniform;
+mod sources;
 
 use pyo3::prelude::*;
 
@@ -33,5 +37,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evaluate::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate::bounds, m)?)?;
     m.add("MAX_CAPACITY", speclight::MAX_CAPACITY)?;
+    // pyapi (issue 15): the CLI's --json reports as dicts.
+    m.add_function(wrap_pyfunction!(functions::solve, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::tune, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::deploy, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::certificate, m)?)?;
     Ok(())
 }
