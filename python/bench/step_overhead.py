@@ -7,7 +7,7 @@ Same inputs as the Rust benches: the tree is built from `zipf:1.1:32` as in
 64-node tree of `0.5,0.3,0.2` as in `benches/serve.rs` (`serve/mask/64`,
 `serve/bias/64`). Batch 1: one Builder and one VerifierInputs reused; batch
 64: `build_batch` (Rust threads, GIL released) and 64 fills, per request.
-Prints medians of repeated timings (microseconds). Build the extension with
+Prints the median of individually timed calls (microseconds). Build the extension with
 `maturin develop --release` first; the Rust side:
 
     cargo bench --bench core -- build/iid/64
@@ -16,7 +16,7 @@ Prints medians of repeated timings (microseconds). Build the extension with
 """
 
 import statistics
-import timeit
+import time
 
 import numpy as np
 import speclight
@@ -28,9 +28,17 @@ ZIPF_LOGPROBS = np.log(ZIPF / ZIPF.sum())  # zipf:1.1:32 (docs: p_k proportional
 SERVE_LOGPROBS = np.log([0.5, 0.3, 0.2])
 
 
-def median_us(fn, number, repeat=21):
-    times = timeit.repeat(fn, number=number, repeat=repeat)
-    return statistics.median(times) / number * 1e6
+def median_us(fn, calls):
+    """Median of `calls` individually timed calls: on a shared machine a few
+    calls are preempted for a whole scheduler tick (milliseconds), which a
+    mean over a loop (timeit) would spread over every call."""
+    fn()  # warm-up
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append(time.perf_counter_ns() - t0)
+    return statistics.median(times) / 1e3
 
 
 def main():
@@ -51,12 +59,12 @@ def main():
             vi.fill(tree, 4096, 1)
 
     rows = [
-        ("Builder.build (zipf:1.1:32)", "build/iid/64", median_us(lambda: builder.build(ZIPF_LOGPROBS), 500)),
-        ("VerifierInputs.fill (tree of 0.5,0.3,0.2)", "serve/mask/64", median_us(lambda: inputs.fill(serve_tree, 4096, 1), 500)),
-        ("write_mask_bias_into (65 x 65 float32)", "serve/bias/64", median_us(lambda: inputs.write_mask_bias_into(bias), 500)),
-        ("batch 1: build + fill, per request", "build/iid/64 + serve/mask/64", median_us(step, 500)),
+        ("Builder.build (zipf:1.1:32)", "build/iid/64", median_us(lambda: builder.build(ZIPF_LOGPROBS), 20000)),
+        ("VerifierInputs.fill (tree of 0.5,0.3,0.2)", "serve/mask/64", median_us(lambda: inputs.fill(serve_tree, 4096, 1), 20000)),
+        ("write_mask_bias_into (65 x 65 float32)", "serve/bias/64", median_us(lambda: inputs.write_mask_bias_into(bias), 20000)),
+        ("batch 1: build + fill, per request", "build/iid/64 + serve/mask/64", median_us(step, 20000)),
         (f"batch {BATCH}: build_batch + {BATCH} fills, per request", "build/iid/64 + serve/mask/64",
-         median_us(batch_step, 20) / BATCH),
+         median_us(batch_step, 500) / BATCH),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'Python call, P = 64':<{width}}  median us  (Rust bench of the same work)")
