@@ -144,10 +144,13 @@ impl PyTree {
     }
 
     /// vLLM's `speculative_token_tree` string. vLLM's EAGLE proposer drafts
-    /// the same top-ranked children below every node of a level, so a tree
-    /// that is not level-uniform raises `ValueError` naming the first
-    /// offending node, as `speclight convert --to vllm` refuses it (no
-    /// override: vLLM would verify a different tree than the one printed).
+    /// the same top-ranked children below every node of a level
+    /// (vllm-project/vllm `vllm/v1/spec_decode/eagle.py`, commit f7eef1b:
+    /// `child_drafts_per_level[l] = num_drafts_per_level[l] //
+    /// num_drafts_per_level[l - 1]`), so a tree that is not level-uniform
+    /// raises `ValueError` naming the first offending node, as `speclight
+    /// convert --to vllm` refuses it (no override: vLLM would draft a
+    /// different tree than the one printed).
     fn to_vllm(&self) -> PyResult<String> {
         let paths = self.rank_paths_sorted()?;
         if !is_level_uniform(&paths) {
