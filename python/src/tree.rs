@@ -122,8 +122,9 @@ impl PyTree {
     }
 
     /// Medusa/EAGLE `choices` as a Python list literal. Medusa and EAGLE
-    /// draft each node's candidates from a fixed top-10 (`TOPK = 10`,
-    /// FasterDecoding/Medusa `medusa/model/utils.py`): a rank at or above
+    /// draft each node's candidates from a fixed top-10 (`TOPK=10` and
+    /// `torch.topk(..., TOPK)` in FasterDecoding/Medusa
+    /// `medusa/model/utils.py`, commit 2b89814): a rank at or above
     /// `top_k` raises `ValueError` naming the first such path, as
     /// `speclight convert --to medusa --top-k` does.
     #[pyo3(signature = (top_k = DEFAULT_MAX_RANK))]
