@@ -19,6 +19,9 @@ from ._native import (
     walk_chosen,
 )
 
+# pyapi (issue 15): the CLI's --json reports as dicts.
+from ._native import certificate, deploy, solve, tune
+
 __all__ = [
     "MAX_CAPACITY",
     "Builder",
@@ -30,4 +33,9 @@ __all__ = [
     "evaluate",
     "verifier_inputs",
     "walk_chosen",
+    # pyapi (issue 15)
+    "certificate",
+    "deploy",
+    "solve",
+    "tune",
 ]

@@ -1,6 +1,7 @@
 """Type stubs of the native module (``speclight._native``)."""
 
-from typing import Optional, Sequence, Tuple
+import os
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +27,7 @@ class Tree:
     @property
     def max_depth(self) -> int: ...
     def rank_paths(self) -> list[list[int]]: ...
-    def to_medusa(self) -> str: ...
+    def to_medusa(self, top_k: int = 10) -> str: ...
     def to_vllm(self) -> str: ...
 
 class Builder:
@@ -95,3 +96,50 @@ def bounds(
     max_depth: Optional[int] = None,
     tokens: Optional[Sequence[int]] = None,
 ) -> dict[str, float]: ...
+
+# pyapi (issue 15): the CLI's --json reports as dicts.
+_Latency = Union[str, "os.PathLike[str]", Tuple[Sequence[int], Sequence[float]]]
+
+def solve(
+    logprobs: Sequence[float],
+    latency: _Latency,
+    draft_step: Optional[float] = None,
+    draft_profile: Optional[_Latency] = None,
+    overhead: float = 0.0,
+    max_depth: int = 16,
+    max_capacity: Optional[int] = None,
+    verifier_logprobs: Optional[Sequence[float]] = None,
+    tokens: Optional[Sequence[int]] = None,
+) -> dict[str, Any]: ...
+def deploy(
+    server: str,
+    logprobs: Optional[Sequence[float]] = None,
+    capacity: Optional[int] = None,
+    max_depth: Optional[int] = None,
+    report: Optional[Union[str, "os.PathLike[str]"]] = None,
+    latency: Optional[_Latency] = None,
+    draft_step: Optional[float] = None,
+) -> dict[str, Any]: ...
+def tune(
+    trace: Union[str, "os.PathLike[str]"],
+    capacities: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
+    holdout: float = 0.2,
+    heldout_from_seq: Optional[int] = None,
+    split_salt: int = 0,
+    max_depth: Optional[int] = None,
+    kary: int = 2,
+    eagle_top_k: int = 8,
+    eagle_depth: int = 6,
+    latency: Optional[_Latency] = None,
+    draft_step: Optional[float] = None,
+    overhead: float = 0.0,
+) -> dict[str, Any]: ...
+def certificate(
+    logprobs: Sequence[float],
+    capacity: int,
+    max_depth: Optional[int] = None,
+    tree: Optional[Tree] = None,
+    drafter_logprobs: Optional[Sequence[float]] = None,
+    node_limit: int = ...,
+    tokens: Optional[Sequence[int]] = None,
+) -> dict[str, Any]: ...

@@ -1,9 +1,9 @@
 //! numpy conversions: distributions in, index arrays out, and writes into
-//! buffers the caller owns (checked for dtype, size and contiguity, as
-//! outlines-core's `write_mask_into` does) so that a server's step
-//! allocates nothing on the Python side.
+//! buffers the caller owns, numpy arrays or CPU torch tensors (checked for
+//! dtype, size and contiguity, as outlines-core's `write_mask_into` does) so
+//! that a server's step allocates nothing on the Python side.
 
-use numpy::{Element, PyArray1, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{Element, PyArray1, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use speclight::{TokenDist, TokenId};
 
@@ -53,29 +53,139 @@ pub fn int64_array<'py, T: Copy + Into<i64>>(
     PyArray1::from_iter(py, values.iter().map(|&v| v.into()))
 }
 
-/// Copies `values` into the caller's contiguous array of exactly
-/// `values.len()` elements of dtype `T`, in place (same address).
-pub fn write_into<T: Element + Copy>(
+/// An element type of a caller-owned buffer, with its numpy and torch names.
+pub trait BufferElement: Element + Copy {
+    /// numpy's name of the dtype.
+    const NUMPY: &'static str;
+    /// `str(tensor.dtype)` in torch.
+    const TORCH: &'static str;
+}
+
+impl BufferElement for i64 {
+    const NUMPY: &'static str = "int64";
+    const TORCH: &'static str = "torch.int64";
+}
+
+impl BufferElement for i32 {
+    const NUMPY: &'static str = "int32";
+    const TORCH: &'static str = "torch.int32";
+}
+
+impl BufferElement for f32 {
+    const NUMPY: &'static str = "float32";
+    const TORCH: &'static str = "torch.float32";
+}
+
+/// Copies `values` into the caller's buffer of exactly `values.len()`
+/// elements of dtype `T`, in place (same address): a writeable C-contiguous
+/// numpy array, or a CPU torch tensor (see [`write_torch`]). Anything else
+/// raises `ValueError` and nothing is written. O(len).
+pub fn write_into<T: BufferElement>(
     out: &Bound<'_, PyAny>,
     values: &[T],
     what: &str,
 ) -> PyResult<()> {
+    if out.cast::<PyUntypedArray>().is_ok() {
+        write_numpy(out, values, what)
+    } else if out.hasattr("data_ptr")? {
+        write_torch(out, values, what)
+    } else {
+        Err(value_error(format!(
+            "{what}: the output must be a numpy array or a torch tensor of dtype {}",
+            T::NUMPY
+        )))
+    }
+}
+
+/// The numpy path: the `numpy` crate checks dtype and writeability.
+fn write_numpy<T: BufferElement>(out: &Bound<'_, PyAny>, values: &[T], what: &str) -> PyResult<()> {
     let mut out: PyReadwriteArrayDyn<'_, T> = out.extract().map_err(|_| {
         value_error(format!(
             "{what}: the output must be a writeable numpy array of dtype {}",
-            std::any::type_name::<T>()
+            T::NUMPY
         ))
     })?;
-    if out.len() != values.len() {
-        return Err(value_error(format!(
-            "{what}: the output array has {} elements, {} are needed",
-            out.len(),
-            values.len()
-        )));
-    }
+    check_len(out.len(), values.len(), what)?;
     let slice = out
         .as_slice_mut()
         .map_err(|_| value_error(format!("{what}: the output array must be C-contiguous")))?;
     slice.copy_from_slice(values);
+    Ok(())
+}
+
+fn check_len(have: usize, need: usize, what: &str) -> PyResult<()> {
+    if have == need {
+        Ok(())
+    } else {
+        Err(value_error(format!(
+            "{what}: the output has {have} elements, {need} are needed"
+        )))
+    }
+}
+
+/// The torch path, without importing torch: the tensor's device, layout,
+/// dtype, contiguity, autograd flag and size are read through Python
+/// attributes and all checked before `data_ptr()` is written. A CUDA (or
+/// any non-CPU) tensor is refused: its `data_ptr()` is device memory the
+/// CPU cannot write; fill a pinned CPU tensor and copy it to the device.
+fn write_torch<T: BufferElement>(out: &Bound<'_, PyAny>, values: &[T], what: &str) -> PyResult<()> {
+    let device: String = out.getattr("device")?.getattr("type")?.extract()?;
+    if device != "cpu" {
+        return Err(value_error(format!(
+            "{what}: the tensor is on device '{device}': its data_ptr() is not CPU memory; \
+             write into a (pinned) CPU tensor and copy it with .to(device, non_blocking=True)"
+        )));
+    }
+    let layout = out.getattr("layout")?.str()?.to_string();
+    if layout != "torch.strided" {
+        return Err(value_error(format!(
+            "{what}: the tensor's layout is {layout}, not torch.strided"
+        )));
+    }
+    let dtype = out.getattr("dtype")?.str()?.to_string();
+    let element_size: usize = out.call_method0("element_size")?.extract()?;
+    if dtype != T::TORCH || element_size != std::mem::size_of::<T>() {
+        return Err(value_error(format!(
+            "{what}: the tensor's dtype is {dtype}, {} is needed",
+            T::TORCH
+        )));
+    }
+    if !out.call_method0("is_contiguous")?.extract::<bool>()? {
+        return Err(value_error(format!(
+            "{what}: the tensor must be contiguous"
+        )));
+    }
+    if out.getattr("requires_grad")?.extract::<bool>()? {
+        return Err(value_error(format!(
+            "{what}: the tensor requires grad: autograd would not see a write through data_ptr()"
+        )));
+    }
+    check_len(out.call_method0("numel")?.extract()?, values.len(), what)?;
+    let address: usize = out.call_method0("data_ptr")?.extract()?;
+    write_at(address, values, what)
+}
+
+/// Writes `values` at `address`, after the checks `write_torch` made.
+#[allow(unsafe_code)] // the one write through a raw pointer in the bindings
+fn write_at<T: BufferElement>(address: usize, values: &[T], what: &str) -> PyResult<()> {
+    if values.is_empty() {
+        return Ok(()); // an empty tensor may have a null data_ptr()
+    }
+    if address == 0 || address % std::mem::align_of::<T>() != 0 {
+        return Err(value_error(format!(
+            "{what}: data_ptr() {address:#x} is null or not aligned for {}",
+            T::TORCH
+        )));
+    }
+    // SAFETY: `address` is the `data_ptr()` of a live CPU tensor (the caller
+    // holds `out`, so its storage outlives this call) that is strided,
+    // contiguous, of exactly `values.len()` elements of `T`'s dtype and
+    // size, non-null and aligned (all checked above). The GIL is held, and
+    // the source is a Rust slice, so the ranges cannot overlap. As with any
+    // buffer shared by threads, the caller must not use the tensor from
+    // another thread during the call.
+    unsafe {
+        std::ptr::copy_nonoverlapping(values.as_ptr(), address as *mut T, values.len());
+    }
     Ok(())
 }

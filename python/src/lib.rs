@@ -7,9 +7,10 @@
 //! `ValueError`).
 //!
 //! Every function validates its input in Rust and raises `ValueError` with
-//! the library's message; no input can crash the interpreter (the crate has
-//! no `unsafe` code of its own).
-#![forbid(unsafe_code)]
+//! the library's message; no input can crash the interpreter. The one
+//! `unsafe` block writes a torch tensor through its checked `data_ptr()`
+//! (`arrays::write_at`); everything else is safe code.
+#![deny(unsafe_code)]
 
 mod arrays;
 mod build;
@@ -17,6 +18,10 @@ mod errors;
 mod evaluate;
 mod inputs;
 mod tree;
+// pyapi (issue 15): deploy constraints, dict functions, torch buffers.
+mod functions;
+mod level_uniform;
+mod sources;
 
 use pyo3::prelude::*;
 
@@ -33,5 +38,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evaluate::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate::bounds, m)?)?;
     m.add("MAX_CAPACITY", speclight::MAX_CAPACITY)?;
+    // pyapi (issue 15): the CLI's --json reports as dicts.
+    m.add_function(wrap_pyfunction!(functions::solve, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::tune, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::deploy, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::certificate, m)?)?;
     Ok(())
 }

@@ -1,15 +1,20 @@
 //! `speclight.Tree`: a draft tree as numpy arrays, and the rank-path formats
-//! servers read (Medusa/EAGLE choices, vLLM's `speculative_token_tree`).
+//! servers read (Medusa/EAGLE choices, vLLM's `speculative_token_tree`),
+//! refused, as the CLI's `convert` refuses them, for a tree the server would
+//! not draft as written (docs/deploy.md).
 
 use numpy::PyArray1;
 use pyo3::prelude::*;
+use speclight::deploy::DEFAULT_MAX_RANK;
 use speclight::format::{
-    from_rank_paths, medusa_choices_string, to_rank_paths, vllm_tree_string, RankRule,
+    from_rank_paths, is_level_uniform, medusa_choices_string, to_rank_paths, vllm_tree_string,
+    RankRule,
 };
 use speclight::DraftTree;
 
 use crate::arrays::int64_array;
-use crate::errors::OrValueError;
+use crate::errors::{value_error, OrValueError};
+use crate::level_uniform::first_violation;
 
 /// A draft tree. Node `i`'s parent is `parents[i] < i`, or -1 for a child of
 /// the root (the last accepted token). Immutable.
@@ -116,14 +121,50 @@ impl PyTree {
         self.rank_paths_sorted()
     }
 
-    /// Medusa/EAGLE `choices` as a Python list literal.
-    fn to_medusa(&self) -> PyResult<String> {
-        Ok(medusa_choices_string(&self.rank_paths_sorted()?))
+    /// Medusa/EAGLE `choices` as a Python list literal. Medusa and EAGLE
+    /// draft each node's candidates from a fixed top-10 (`TOPK=10` and
+    /// `torch.topk(..., TOPK)` in FasterDecoding/Medusa
+    /// `medusa/model/utils.py`, commit 2b89814): a rank at or above
+    /// `top_k` raises `ValueError` naming the first such path, as
+    /// `speclight convert --to medusa --top-k` does.
+    #[pyo3(signature = (top_k = DEFAULT_MAX_RANK))]
+    fn to_medusa(&self, top_k: usize) -> PyResult<String> {
+        let paths = self.rank_paths_sorted()?;
+        if let Some(path) = paths
+            .iter()
+            .find(|p| p.iter().any(|&r| r as usize >= top_k))
+        {
+            let rank = path.iter().copied().max().unwrap_or(0);
+            return Err(value_error(format!(
+                "rank {rank} in path {path:?} is not below top_k {top_k}: Medusa reads only its \
+                 top {top_k} candidates per node (build under the limit with \
+                 speclight.deploy(\"medusa\", ...))"
+            )));
+        }
+        Ok(medusa_choices_string(&paths))
     }
 
-    /// vLLM's `speculative_token_tree` string.
+    /// vLLM's `speculative_token_tree` string. vLLM's EAGLE proposer drafts
+    /// the same top-ranked children below every node of a level
+    /// (vllm-project/vllm `vllm/v1/spec_decode/eagle.py`, commit f7eef1b:
+    /// `child_drafts_per_level[l] = num_drafts_per_level[l] //
+    /// num_drafts_per_level[l - 1]`), so a tree that is not level-uniform
+    /// raises `ValueError` naming the first offending node, as `speclight
+    /// convert --to vllm` refuses it (no override: vLLM would draft a
+    /// different tree than the one printed).
     fn to_vllm(&self) -> PyResult<String> {
-        Ok(vllm_tree_string(&self.rank_paths_sorted()?))
+        let paths = self.rank_paths_sorted()?;
+        if !is_level_uniform(&paths) {
+            let detail = first_violation(&paths)
+                .unwrap_or_else(|| "the children differ between nodes of a level".into());
+            return Err(value_error(format!(
+                "the tree is not level-uniform, so vLLM would not draft it as written (its \
+                 EAGLE proposer drafts the same top-ranked children below every node of a \
+                 level): {detail}; build the best level-uniform tree with \
+                 speclight.deploy(\"vllm\", ...)"
+            )));
+        }
+        Ok(vllm_tree_string(&paths))
     }
 }
 

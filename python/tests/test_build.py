@@ -75,8 +75,64 @@ def test_medusa_choices_round_trip():
     tree = speclight.Tree.from_medusa_choices(choices)
     assert tree.expected_accepted is None
     assert eval(tree.to_medusa()) == choices
-    assert tree.to_vllm() == "[(0,), (1,), (2,), (0, 0), (0, 1), (1, 0), (0, 0, 0)]"
     assert [list(p) for p in node_paths(tree)] == choices
+    uniform = speclight.Tree.from_medusa_choices([[0], [1], [0, 0], [0, 1], [1, 0], [1, 1], [0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]])
+    assert uniform.to_vllm() == "[(0,), (1,), (0, 0), (0, 1), (1, 0), (1, 1), (0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 0)]"
+
+
+def python_level_uniform(paths):
+    """Reference from the definition (docs/deploy.md): every node of level
+    d - 1 has children of ranks 0..c_d for one c_d per level, the deepest
+    level excepted; counted per parent, independently of the Rust check."""
+    paths = [tuple(p) for p in paths]
+    depth = max((len(p) for p in paths), default=0)
+    nodes = [()] + paths
+    for d in range(depth):
+        kids = [sorted(p[-1] for p in paths if len(p) == d + 1 and p[:-1] == n) for n in nodes if len(n) == d]
+        if any(k != list(range(len(k))) for k in kids) or len({len(k) for k in kids}) > 1:
+            return False
+    return True
+
+
+def test_to_vllm_refuses_a_tree_vllm_would_not_draft():
+    tree = speclight.Tree.from_medusa_choices([[0], [1], [0, 0]])
+    with pytest.raises(ValueError, match=r"not level-uniform.*level 1: node \[1\] has 0 children but node \[0\] has 1"):
+        tree.to_vllm()
+    # A best-first tree is rarely level-uniform; the refusal names the cure.
+    best_first = speclight.build(np.log([0.6, 0.3, 0.1]), capacity=10)
+    with pytest.raises(ValueError, match=r"speclight.deploy\(\"vllm\""):
+        best_first.to_vllm()
+
+
+def test_to_vllm_accepts_exactly_the_level_uniform_trees(rng):
+    for _ in range(300):
+        paths = []
+        for _ in range(rng.integers(1, 12)):
+            parent = list(paths[rng.integers(len(paths))]) if paths and rng.random() < 0.7 else []
+            used = {p[-1] for p in paths if list(p[:-1]) == parent}
+            rank = min(set(range(4)) - used, default=None)
+            if rank is not None:
+                paths.append(parent + [rank])
+        tree = speclight.Tree.from_medusa_choices(paths)
+        if python_level_uniform(paths):
+            assert sorted(eval(tree.to_vllm())) == sorted(tuple(p) for p in paths)
+        else:
+            with pytest.raises(ValueError, match="not level-uniform"):
+                tree.to_vllm()
+
+
+def test_to_medusa_refuses_ranks_beyond_its_top_10():
+    wide = speclight.Tree.from_medusa_choices([[r] for r in range(11)])
+    with pytest.raises(ValueError, match=r"rank 10 in path \[10\] is not below top_k 10"):
+        wide.to_medusa()
+    assert eval(wide.to_medusa(top_k=11)) == [[r] for r in range(11)]
+    ten = speclight.Tree.from_medusa_choices([[r] for r in range(10)] + [[9, 0]])
+    assert eval(ten.to_medusa()) == [[r] for r in range(10)] + [[9, 0]]
+    with pytest.raises(ValueError, match=r"rank 9 in path \[9\] "):  # breadth-first: the first offender
+        ten.to_medusa(top_k=9)
+    deep = speclight.Tree.from_medusa_choices([[0], [0, 0], [0, 1], [0, 0, 12]])
+    with pytest.raises(ValueError, match=r"rank 12 in path \[0, 0, 12\] "):
+        deep.to_medusa()
 
 
 def markov_drafter(path):
