@@ -16,6 +16,7 @@ mod build;
 mod errors;
 mod evaluate;
 mod inputs;
+mod sglang;
 mod tree;
 
 use pyo3::prelude::*;
@@ -32,6 +33,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inputs::walk_chosen, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate::bounds, m)?)?;
+    // SGLang drop-in (speclight.sglang).
+    m.add_function(wrap_pyfunction!(sglang::sglang_organize, m)?)?;
+    m.add_function(wrap_pyfunction!(sglang::sglang_build_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(sglang::sglang_allocate, m)?)?;
+    m.add_function(wrap_pyfunction!(sglang::sglang_expected_accepted, m)?)?;
     m.add("MAX_CAPACITY", speclight::MAX_CAPACITY)?;
     Ok(())
 }
