@@ -148,7 +148,7 @@ def walk(r_index, r_next, r_sib, candidates, target, b, n):
     """SGLang's greedy verification over the retrive arrays (VerifyTreeGreedy's
     semantics): accepted tree positions of request b."""
     accepted, cur, last = [0], 0, r_index[b, 0]
-    while True:
+    while len(accepted) <= n:  # a cycle in the links fails below instead of hanging
         cur = r_next[b, cur]
         while cur != -1 and candidates[b * n + cur] != target[last]:
             cur = r_sib[b, cur]
@@ -156,6 +156,7 @@ def walk(r_index, r_next, r_sib, candidates, target, b, n):
             return accepted
         accepted.append(int(cur))
         last = r_index[b, cur]
+    return accepted
 
 
 def parent_walk(parent_positions, tokens, target, b, n):
@@ -240,6 +241,9 @@ def test_ties_stay_prefix_closed():
     _, index, drafts = sglang.organize_draft_results(score_list, token_list, parents_list, 4)
     np.testing.assert_array_equal(index, [[0, 1, 2]])
     np.testing.assert_array_equal(drafts, [[7, 8, 1]])
+    # Three candidates tie at 0.5 for two places: the child (2) loses to both roots' children.
+    _, index, _ = sglang.organize_draft_results(score_list, token_list, parents_list, 3)
+    np.testing.assert_array_equal(index, [[0, 1]])
 
 
 def test_torch_in_torch_out(rng):
