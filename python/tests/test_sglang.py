@@ -324,3 +324,20 @@ def test_bad_build_tree_input_raises_value_error():
         sglang.build_tree(np.zeros(1, np.int64), *big, np.array([2]), 2, 6, 3, 34, 2)
     with pytest.raises(ValueError, match="negative"):
         sglang.build_tree(*args[:4], np.array([-1, 7]), 6, *args[6:])
+
+
+def test_budget_minimums_with_score_zero_candidates(rng):
+    """A request whose drafter gives its deeper candidates probability 0 still
+    gets its minimum (filled with worthless candidates); the rest goes by score."""
+    s, t, p = draft(rng, 3, 2, 3)
+    s = [x.copy() for x in s]
+    s[1][0] = 0.0  # request 0: only its two root children have positive scores
+    s[2][0] = 0.0
+    budgets = sglang.allocate_budgets(s, p, total_draft_tokens=15, min_draft_tokens=4)
+    assert budgets.sum() <= 15 and (budgets >= 4).all()
+    assert budgets[0] == 4  # never more than its minimum: the extra nodes are worth 0
+    _, index, _ = sglang.organize_draft_results(s, t, p, int(budgets.max()), budgets=budgets)
+    value = sglang.expected_accepted(s, p, index)
+    assert math.isclose(value[0], float(s[0][0, 0].sum()), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="min_draft_tokens"):
+        sglang.allocate_budgets(s, p, 15, min_draft_tokens=5, max_draft_tokens=4)
