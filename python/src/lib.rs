@@ -4,7 +4,7 @@
 //! formats), `build` (builders, batch), `inputs` (verifier buffers and the
 //! verification walk), `evaluate` (E[X] and bounds), `arrays` (numpy
 //! conversions and caller-owned buffers), `errors` (Rust errors as
-//! `ValueError`).
+//! `ValueError`), `sglang` (SGLang's EAGLE tree selection, `speclight.sglang`).
 //!
 //! Every function validates its input in Rust and raises `ValueError` with
 //! the library's message; no input can crash the interpreter (the crate has
