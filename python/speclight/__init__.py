@@ -19,8 +19,11 @@ from ._native import (
     walk_chosen,
 )
 
-# pyapi (issue 15): the CLI's --json reports as dicts.
+# The CLI's --json reports as dicts.
 from ._native import certificate, deploy, solve, tune
+
+# SGLang's tree selection, in its layouts (speclight.sglang).
+from . import sglang
 
 __all__ = [
     "MAX_CAPACITY",
@@ -33,9 +36,9 @@ __all__ = [
     "evaluate",
     "verifier_inputs",
     "walk_chosen",
-    # pyapi (issue 15)
     "certificate",
     "deploy",
     "solve",
+    "sglang",
     "tune",
 ]

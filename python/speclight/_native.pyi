@@ -97,7 +97,7 @@ def bounds(
     tokens: Optional[Sequence[int]] = None,
 ) -> dict[str, float]: ...
 
-# pyapi (issue 15): the CLI's --json reports as dicts.
+# The CLI's --json reports as dicts.
 _Latency = Union[str, "os.PathLike[str]", Tuple[Sequence[int], Sequence[float]]]
 
 def solve(
@@ -143,3 +143,48 @@ def certificate(
     node_limit: int = ...,
     tokens: Optional[Sequence[int]] = None,
 ) -> dict[str, Any]: ...
+
+# SGLang drop-in (wrapped by speclight.sglang, which takes SGLang's per-step lists).
+def sglang_organize(
+    scores: npt.NDArray[np.float64],
+    tokens: npt.NDArray[np.int64],
+    parent_list: npt.NDArray[np.int64],
+    topk: int,
+    num_steps: int,
+    num_draft_tokens: int,
+    budgets: Optional[Sequence[int]] = None,
+) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def sglang_build_tree(
+    verified_id: npt.NDArray[np.int64],
+    parent_list: npt.NDArray[np.int64],
+    top_scores_index: npt.NDArray[np.int64],
+    draft_tokens: npt.NDArray[np.int64],
+    seq_lens: npt.NDArray[np.int64],
+    topk: int,
+    num_steps: int,
+    num_verify_tokens: int,
+    tree_mask_mode: int = 0,
+) -> Tuple[
+    np.ndarray,
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+]: ...
+def sglang_allocate(
+    scores: npt.NDArray[np.float64],
+    parent_list: npt.NDArray[np.int64],
+    topk: int,
+    num_steps: int,
+    total_draft_tokens: int,
+    min_draft_tokens: int = 2,
+    max_draft_tokens: Optional[int] = None,
+) -> npt.NDArray[np.int64]: ...
+def sglang_expected_accepted(
+    scores: npt.NDArray[np.float64],
+    parent_list: npt.NDArray[np.int64],
+    top_scores_index: npt.NDArray[np.int64],
+    topk: int,
+    num_steps: int,
+) -> npt.NDArray[np.float64]: ...

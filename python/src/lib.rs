@@ -4,7 +4,7 @@
 //! formats), `build` (builders, batch), `inputs` (verifier buffers and the
 //! verification walk), `evaluate` (E[X] and bounds), `arrays` (numpy
 //! conversions and caller-owned buffers), `errors` (Rust errors as
-//! `ValueError`).
+//! `ValueError`), `sglang` (SGLang's EAGLE tree selection, `speclight.sglang`).
 //!
 //! Every function validates its input in Rust and raises `ValueError` with
 //! the library's message; no input can crash the interpreter. The one
@@ -16,12 +16,12 @@ mod arrays;
 mod build;
 mod errors;
 mod evaluate;
-mod inputs;
-mod tree;
-// pyapi (issue 15): deploy constraints, dict functions, torch buffers.
 mod functions;
+mod inputs;
 mod level_uniform;
+mod sglang;
 mod sources;
+mod tree;
 
 use pyo3::prelude::*;
 
@@ -37,8 +37,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inputs::walk_chosen, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate::bounds, m)?)?;
+    // SGLang drop-in (speclight.sglang).
+    m.add_function(wrap_pyfunction!(sglang::sglang_organize, m)?)?;
+    m.add_function(wrap_pyfunction!(sglang::sglang_build_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(sglang::sglang_allocate, m)?)?;
+    m.add_function(wrap_pyfunction!(sglang::sglang_expected_accepted, m)?)?;
     m.add("MAX_CAPACITY", speclight::MAX_CAPACITY)?;
-    // pyapi (issue 15): the CLI's --json reports as dicts.
+    // The CLI's --json reports as dicts.
     m.add_function(wrap_pyfunction!(functions::solve, m)?)?;
     m.add_function(wrap_pyfunction!(functions::tune, m)?)?;
     m.add_function(wrap_pyfunction!(functions::deploy, m)?)?;
