@@ -31,6 +31,7 @@ mod batch;
 mod builder;
 pub(crate) mod frontier;
 mod incremental;
+mod threshold;
 
 #[cfg(feature = "rayon")]
 pub use batch::build_batch;
