@@ -28,6 +28,7 @@
 
 #[cfg(feature = "rayon")]
 mod batch;
+mod bucket_sort;
 mod builder;
 pub(crate) mod frontier;
 mod incremental;

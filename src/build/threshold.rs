@@ -16,24 +16,26 @@
 //!    bracketed, stepping straight to the next key below when that is
 //!    closer; the last build's `tau` is the first trial, so a drafter whose
 //!    distribution changes little needs one pass.
-//! 2. **Select.** If more than `P` nodes are above `t`, the first `P` of
-//!    them in canonical order are found with `select_nth_unstable`; else the
-//!    missing ones are the first ties at `t`, by depth, then by their
-//!    parent's depth-first (lexicographic) position, then by rank.
-//! 3. **Order.** The `P` records are sorted by (key descending, depth, index
-//!    in depth-first order), which is the canonical order, since depth-first
+//! 2. **Order.** The records are sorted by (key descending, depth, index in
+//!    depth-first order), which is the canonical order, since depth-first
 //!    order with children visited by rank is the lexicographic order of rank
-//!    paths. Parents precede their children, so parent indices are remapped
-//!    in one pass.
+//!    paths ([`super::bucket_sort`], expected linear time). If at least `P`
+//!    nodes are above `t`, the first `P` are the tree; else the missing ones
+//!    are the first ties at `t`, by depth, then by their parent's
+//!    depth-first position, then by rank, appended before the sort.
+//! 3. **Emit.** Parents precede their children in that order, so parent
+//!    indices are remapped in one pass.
 //!
 //! Cost: O(P) per pass (at most `cap` nodes plus one binary search over the
-//! distribution per run of ties) for a few passes, and O(P log P) for the
-//! sort of `P` 16-byte keys; space O(P). It declines (and the heap builder
+//! distribution per run of ties) for a few passes (one when the last `tau`
+//! still holds), and expected O(P) for the sort (O(P log P) worst case);
+//! space O(P). It declines (and the heap builder
 //! runs instead) when a node's key stops falling along a path with ties
 //! at `tau` (a rank whose log-probability is 0 or is absorbed by rounding),
 //! where depth-first counting would not end, and after [`MAX_PASSES`] passes
 //! that do not settle `tau` (never observed).
 
+use super::bucket_sort::{BucketSort, SortKey};
 use crate::dist::TokenDist;
 use crate::tree::DraftTree;
 
@@ -91,6 +93,51 @@ enum Pass {
     },
 }
 
+/// What a pass learns where it stops scanning a node's children: the run
+/// of children tied at the threshold and the largest key below it.
+struct Edge<'a> {
+    logp: &'a [f64],
+    t: f64,
+    max_depth: u32,
+    runs: &'a mut Vec<TieRun>,
+    ties: usize,
+    below: f64,
+}
+
+impl Edge<'_> {
+    /// Scans the node (`key`, `depth`, record `index`) from rank `r`, its
+    /// first child not above `t`. Returns `false` when a tied child could
+    /// have a tied child (the pass must decline).
+    #[inline]
+    fn close(&mut self, key: f64, r: u32, depth: u32, index: u32) -> bool {
+        let Some(&l) = self.logp.get(r as usize) else {
+            return true;
+        };
+        let mut first_below = r as usize;
+        if key + l == self.t {
+            let t = self.t;
+            let run = self.logp[first_below..].partition_point(|&l| key + l >= t);
+            if t + self.logp[0] == t && depth + 1 < self.max_depth {
+                return false;
+            }
+            self.runs.push(TieRun {
+                order: u64::from(depth + 1) << 32 | u64::from(index),
+                first_rank: r,
+                len: run as u32,
+            });
+            self.ties += run;
+            first_below += run;
+        }
+        if let Some(&l) = self.logp.get(first_below) {
+            let b = key + l;
+            if b > self.below {
+                self.below = b;
+            }
+        }
+        true
+    }
+}
+
 /// The settings and distribution of one build.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Setup<'a> {
@@ -109,7 +156,8 @@ pub(super) struct ThresholdBuild {
     records: Vec<Record>,
     runs: Vec<TieRun>,
     /// Sort keys `(key bits, depth << 32 | record index)`.
-    order: Vec<(u64, u64)>,
+    order: Vec<SortKey>,
+    sorter: BucketSort,
     /// Output index of every record, written as records are emitted.
     out_index: Vec<u32>,
     /// The last build's `tau`, the next build's first trial.
@@ -206,9 +254,17 @@ impl ThresholdBuild {
         let logp = s.dist.log_probs();
         let probs = s.dist.probs();
         let k = logp.len() as u32;
-        let (records, stack, runs) = (&mut self.records, &mut self.stack, &mut self.runs);
+        let (records, stack) = (&mut self.records, &mut self.stack);
+        let mut edge = Edge {
+            logp,
+            t,
+            max_depth: s.max_depth,
+            runs: &mut self.runs,
+            ties: 0,
+            below: f64::NEG_INFINITY,
+        };
+        edge.runs.clear();
         records.clear();
-        runs.clear();
         stack.clear();
         stack.push(Frame {
             key: 0.0,
@@ -217,74 +273,64 @@ impl ThresholdBuild {
             depth: 0,
             next: 0,
         });
-        let mut ties = 0usize;
-        let mut below = f64::NEG_INFINITY;
         while let Some(top) = stack.last_mut() {
             let r = top.next;
-            if r >= k || top.depth >= s.max_depth {
-                stack.pop();
-                continue;
-            }
-            let key = top.key + logp[r as usize];
+            let key = if r < k {
+                top.key + logp[r as usize]
+            } else {
+                f64::NEG_INFINITY
+            };
             if key > t {
                 if records.len() >= cap {
                     return Pass::Over;
                 }
                 top.next = r + 1;
-                let child = Frame {
-                    key,
-                    reach: top.reach * probs[r as usize],
-                    index: records.len() as u32,
-                    depth: top.depth + 1,
-                    next: 0,
-                };
+                let index = records.len() as u32;
+                let (reach, depth) = (top.reach * probs[r as usize], top.depth + 1);
                 records.push(Record {
                     key,
-                    reach: child.reach,
+                    reach,
                     parent: top.index,
                     rank: r,
-                    depth: child.depth,
+                    depth,
                 });
-                stack.push(child);
+                // A node whose first child is not above `t` is closed at
+                // once, without a frame (about half of them).
+                if depth < s.max_depth {
+                    if key + logp[0] > t {
+                        stack.push(Frame {
+                            key,
+                            reach,
+                            index,
+                            depth,
+                            next: 0,
+                        });
+                    } else if !edge.close(key, 0, depth, index) {
+                        return Pass::Degenerate;
+                    }
+                }
                 continue;
             }
-            // `r` is the first child not above `t`: a run of ties, then the
-            // largest key below `t` among this node's children.
-            let mut first_below = r as usize;
-            if key == t {
-                let run = logp[r as usize..].partition_point(|&l| top.key + l >= t);
-                if t + logp[0] == t && top.depth + 1 < s.max_depth {
-                    return Pass::Degenerate;
-                }
-                runs.push(TieRun {
-                    order: u64::from(top.depth + 1) << 32 | u64::from(top.index),
-                    first_rank: r,
-                    len: run as u32,
-                });
-                ties += run;
-                first_below += run;
-            }
-            if let Some(&l) = logp.get(first_below) {
-                below = below.max(top.key + l);
-            }
+            let (key, depth, index) = (top.key, top.depth, top.index);
             stack.pop();
+            if !edge.close(key, r, depth, index) {
+                return Pass::Degenerate;
+            }
         }
         Pass::Counted {
             above: records.len(),
-            ties,
-            below: (below >= s.log_floor && below > f64::NEG_INFINITY).then_some(below),
+            ties: edge.ties,
+            below: (edge.below >= s.log_floor && edge.below > f64::NEG_INFINITY)
+                .then_some(edge.below),
         }
     }
 
-    /// More than `P` nodes are above the trial: keeps the first `P` in
-    /// canonical order (O(n) selection, then an O(P log P) sort).
+    /// At least `P` nodes are above the trial: keeps the first `P` in
+    /// canonical order (an expected O(n) sort of all `n <= cap` of them).
     fn select_above(&mut self, p: usize) {
         self.fill_order();
-        if self.order.len() > p {
-            self.order.select_nth_unstable(p - 1);
-            self.order.truncate(p);
-        }
-        self.order.sort_unstable();
+        self.sorter.sort(&mut self.order);
+        self.order.truncate(p);
         self.hint = self.order.last().map(|&(bits, _)| f64::from_bits(bits));
     }
 
@@ -322,7 +368,7 @@ impl ThresholdBuild {
     /// Every record is selected: sorts them all into canonical order.
     fn order_all(&mut self) {
         self.fill_order();
-        self.order.sort_unstable();
+        self.sorter.sort(&mut self.order);
     }
 
     /// Sort keys of every record: key bits ascending is key descending (the
