@@ -305,8 +305,8 @@ fn rank_paths(tree: &speclight::DraftTree, dist: &TokenDist) -> Vec<Vec<usize>> 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
-    /// The threshold build (the public `build` for context-free models)
-    /// equals the heap builds: the same keys in the same order always (ties
+    /// The threshold build equals the heap builds (context-free eager and
+    /// general lazy): the same keys in the same order always (ties
     /// included), the same OPT curve and E[X] to 1e-12, and the same nodes in
     /// the same order when no two keys in the tree or at its boundary tie.
     #[test]
@@ -319,10 +319,10 @@ proptest! {
             b.with_min_prob(floor.unwrap_or(0.0)).unwrap()
         };
         let mut fast = make(cap);
-        let tree = fast.build_owned(&mut Iid::new(dist.clone())).unwrap();
+        let tree = fast.build_by_threshold(&mut Iid::new(dist.clone())).unwrap().clone();
         tree.validate().unwrap();
         let mut heap = make(cap);
-        let heap_tree = heap.build_best_first(&mut Iid::new(dist.clone())).unwrap().clone();
+        let heap_tree = heap.build_owned(&mut Iid::new(dist.clone())).unwrap();
         let mut general = make(cap);
         let general_tree = general.build_owned(&mut Opaque(Iid::new(dist.clone()))).unwrap();
         let bits = |t: &speclight::DraftTree| -> Vec<u64> {
@@ -342,7 +342,7 @@ proptest! {
         }
         // Tie-free (checked on one more node than the tree holds): the very
         // same nodes in the same order.
-        let plus_one = make(cap + 1).build_best_first(&mut Iid::new(dist.clone())).unwrap().clone();
+        let plus_one = make(cap + 1).build_owned(&mut Iid::new(dist.clone())).unwrap();
         if plus_one.path_logprobs().windows(2).all(|w| w[1] < w[0]) {
             prop_assert_eq!(tree.tokens(), heap_tree.tokens());
             prop_assert_eq!(tree.parent_indices(), heap_tree.parent_indices());
@@ -364,8 +364,9 @@ fn threshold_build_breaks_level_ties_by_rank_path() {
     // Levels hold 4, 16, 64 nodes: P = 4 + 16 + 3 ends three nodes into level 3.
     let tree = TreeBuilder::new(23)
         .unwrap()
-        .build_owned(&mut Iid::new(dist.clone()))
-        .unwrap();
+        .build_by_threshold(&mut Iid::new(dist.clone()))
+        .unwrap()
+        .clone();
     let paths = rank_paths(&tree, &dist);
     assert_eq!(&paths[20..], &[vec![0, 0, 0], vec![0, 0, 1], vec![0, 0, 2]]);
     assert_eq!(paths[4], vec![0, 0]);

@@ -35,10 +35,21 @@ pub(super) struct BucketSort {
 }
 
 impl BucketSort {
-    /// Sorts `keys` ascending (best node first).
-    pub(super) fn sort(&mut self, keys: &mut Vec<SortKey>) {
+    /// Makes room for sorting `n` keys.
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n.saturating_sub(self.slots.len()));
+        self.counts
+            .reserve((n + 1).saturating_sub(self.counts.len()));
+        self.scratch.reserve(n.saturating_sub(self.scratch.len()));
+    }
+
+    /// Keeps the first `keep` of `keys` in ascending order (best node
+    /// first): buckets past the one holding the `keep`-th key are dropped
+    /// unsorted.
+    pub(super) fn sort_first(&mut self, keys: &mut Vec<SortKey>, keep: usize) {
         let n = keys.len();
         if n < 2 {
+            keys.truncate(keep);
             return;
         }
         let value = |k: &SortKey| f64::from_bits(k.0);
@@ -53,6 +64,7 @@ impl BucketSort {
         let width = top - bottom;
         if !(width.is_finite() && width > 0.0) {
             keys.sort_unstable();
+            keys.truncate(keep);
             return;
         }
         let buckets = BUCKETS_PER_KEY * n;
@@ -71,21 +83,30 @@ impl BucketSort {
         for b in 1..=buckets {
             self.counts[b] += self.counts[b - 1];
         }
-        // Every slot is overwritten: only growth needs filling.
-        self.scratch.resize(n, (0, 0));
+        // Only the buckets up to the one holding the `keep`-th key are
+        // scattered and sorted; `counts[b + 1]` is the end of bucket `b`.
+        let kept_buckets = if keep >= n {
+            buckets
+        } else {
+            self.counts[1..=buckets].partition_point(|&end| (end as usize) < keep) + 1
+        };
+        let kept = self.counts[kept_buckets] as usize;
+        // Every kept slot is overwritten: only growth needs filling.
+        self.scratch.resize(kept, (0, 0));
         for (&k, &b) in keys.iter().zip(&self.slots) {
-            let slot = &mut self.counts[b as usize];
-            self.scratch[*slot as usize] = k;
-            *slot += 1;
+            if b < kept_buckets as u32 {
+                let slot = &mut self.counts[b as usize];
+                self.scratch[*slot as usize] = k;
+                *slot += 1;
+            }
         }
-        std::mem::swap(keys, &mut self.scratch);
         // `counts[b]` is now the end of bucket `b`.
         let mut start = 0;
-        for &end in &self.counts[..buckets] {
+        for &end in &self.counts[..kept_buckets] {
             let (end, len) = (end as usize, end as usize - start);
             // Most buckets hold zero or one key.
             if len > 1 {
-                let bucket = &mut keys[start..end];
+                let bucket = &mut self.scratch[start..end];
                 if len <= SMALL_BUCKET {
                     insertion_sort(bucket);
                 } else {
@@ -94,6 +115,10 @@ impl BucketSort {
             }
             start = end;
         }
+        // Copied back rather than swapped, so that each buffer keeps its
+        // own size and a reused sorter stops allocating after one call.
+        keys.clear();
+        keys.extend_from_slice(&self.scratch[..keep.min(kept)]);
     }
 }
 
@@ -135,10 +160,11 @@ mod tests {
     proptest! {
         /// The same order as the standard sort, ties and degenerate ranges included.
         #[test]
-        fn sorts_as_the_standard_sort(mut k in keys()) {
+        fn sorts_as_the_standard_sort(mut k in keys(), keep in 0usize..400) {
             let mut want = k.clone();
             want.sort_unstable();
-            BucketSort::default().sort(&mut k);
+            want.truncate(keep);
+            BucketSort::default().sort_first(&mut k, keep);
             prop_assert_eq!(k, want);
         }
     }

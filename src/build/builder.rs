@@ -209,23 +209,25 @@ impl<F: Frontier> TreeBuilder<F> {
     ///
     /// Whatever the model returns.
     pub fn build<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<&DraftTree> {
-        self.build_with(model, true)
+        self.build_with(model, false)
     }
 
-    /// Builds as [`TreeBuilder::build`] but always best-first with heaps,
-    /// never by threshold: the reference the threshold build is tested and
-    /// measured against (`tests/core_properties.rs`, `benches/profile.rs`;
-    /// not part of the API).
+    /// Builds as [`TreeBuilder::build`], by threshold when the model is
+    /// context-free (`threshold.rs`): the first `P` nodes in the canonical
+    /// order, ties included (module docs of [`crate::build`]). Not part of
+    /// the API: measured no faster than the heap builder once the
+    /// distribution changes between builds (docs/benchmarks.md), so
+    /// `build` does not use it; tests and `benches/profile.rs` do.
     ///
     /// # Errors
     ///
     /// Whatever the model returns.
     #[doc(hidden)]
-    pub fn build_best_first<M: NextTokenModel + ?Sized>(
+    pub fn build_by_threshold<M: NextTokenModel + ?Sized>(
         &mut self,
         model: &mut M,
     ) -> Result<&DraftTree> {
-        self.build_with(model, false)
+        self.build_with(model, true)
     }
 
     fn build_with<M: NextTokenModel + ?Sized>(
@@ -235,7 +237,7 @@ impl<F: Frontier> TreeBuilder<F> {
     ) -> Result<&DraftTree> {
         let context_free = model.is_context_free();
         let root = model.next(&[])?;
-        if context_free && threshold && self.build_by_threshold(root) {
+        if context_free && threshold && self.try_threshold(root) {
             return Ok(&self.tree);
         }
         self.reset(root, context_free);
@@ -316,8 +318,8 @@ impl<F: Frontier> TreeBuilder<F> {
         }
     }
 
-    /// The context-free fast path (`threshold.rs`); `false` when it declines.
-    fn build_by_threshold(&mut self, root: &TokenDist) -> bool {
+    /// The threshold build (`threshold.rs`); `false` when it declines.
+    fn try_threshold(&mut self, root: &TokenDist) -> bool {
         let setup = Setup {
             dist: root,
             capacity: self.capacity,

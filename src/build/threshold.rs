@@ -42,6 +42,10 @@ use crate::tree::DraftTree;
 /// Parent index meaning "the root" in a [`Record`].
 const ROOT: u32 = u32::MAX;
 
+/// How far below the last build's `tau` the first trial goes, in nats:
+/// about 1.4 times as many nodes when counts grow like `e^(-t)`.
+const HINT_MARGIN: f64 = 0.35;
+
 /// How many counting passes the search may take before it declines.
 const MAX_PASSES: usize = 200;
 
@@ -190,8 +194,13 @@ impl ThresholdBuild {
     fn search(&mut self, s: &Setup) -> Option<(f64, usize, usize)> {
         let p = s.capacity;
         let cap = 2 * p + 64;
+        self.reserve(cap);
         let target = (1.4 * p as f64).ln();
-        let mut t = self.hint.unwrap_or(-(2.0 * p as f64).ln());
+        // Below the last `tau` by a margin, so that a drafter whose
+        // distribution moved a little still needs one pass.
+        let mut t = self
+            .hint
+            .map_or(-(2.0 * p as f64).ln(), |h| h - HINT_MARGIN);
         // Bracket: `lo` too low (over cap), `hi` too high (short of P).
         let (mut lo, mut hi): (Option<f64>, Option<(f64, f64)>) = (None, None);
         let mut up_step = 1.0;
@@ -245,6 +254,18 @@ impl ThresholdBuild {
             }
         }
         None
+    }
+
+    /// Sizes every buffer for `cap` records at once, so that a reused
+    /// builder allocates nothing however its passes go.
+    fn reserve(&mut self, cap: usize) {
+        let more = |len: usize| cap.saturating_sub(len);
+        self.stack.reserve(more(self.stack.len()) + 1);
+        self.records.reserve(more(self.records.len()));
+        self.runs.reserve(more(self.runs.len()) + 1);
+        self.order.reserve(more(self.order.len()));
+        self.out_index.reserve(more(self.out_index.len()));
+        self.sorter.reserve(cap);
     }
 
     /// One depth-first pass at threshold `t`: records every eligible node
@@ -329,8 +350,7 @@ impl ThresholdBuild {
     /// canonical order (an expected O(n) sort of all `n <= cap` of them).
     fn select_above(&mut self, p: usize) {
         self.fill_order();
-        self.sorter.sort(&mut self.order);
-        self.order.truncate(p);
+        self.sorter.sort_first(&mut self.order, p);
         self.hint = self.order.last().map(|&(bits, _)| f64::from_bits(bits));
     }
 
@@ -368,7 +388,7 @@ impl ThresholdBuild {
     /// Every record is selected: sorts them all into canonical order.
     fn order_all(&mut self) {
         self.fill_order();
-        self.sorter.sort(&mut self.order);
+        self.sorter.sort_first(&mut self.order, usize::MAX);
     }
 
     /// Sort keys of every record: key bits ascending is key descending (the
