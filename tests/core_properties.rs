@@ -372,3 +372,21 @@ fn threshold_build_breaks_level_ties_by_rank_path() {
     assert_eq!(paths[4], vec![0, 0]);
     assert_eq!(paths[19], vec![3, 3]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// docs/THEORY.md section 3 for the threshold build: its tree's value is
+    /// the optimum over every prefix-closed tree (exhaustive enumeration).
+    #[test]
+    fn threshold_build_is_optimal_on_tiny_inputs(
+        dist in tie_prone_dist(), cap in 1usize..=7, depth in prop::option::of(1u32..=4),
+    ) {
+        let mut model = Iid::new(dist);
+        let mut builder = TreeBuilder::new(cap).unwrap().with_max_depth(depth).unwrap();
+        let tree = builder.build_by_threshold(&mut model).unwrap().clone();
+        let got = evaluate(&tree, &mut model).unwrap().expected_accepted;
+        let want = brute_force_opt(&mut model, cap, depth.map_or(cap, |d| d as usize));
+        prop_assert!((got - want).abs() < 1e-12, "threshold {got} brute force {want}");
+    }
+}
