@@ -4,23 +4,20 @@
 //! Keys are `(bits of ln pi, depth << 32 | index)`, and for the
 //! log-probabilities of a tree (all in `[-inf, 0]`) ascending bits are
 //! descending values ([`super::frontier::LogKey`]). A counting sort
-//! scatters them into `4n` buckets of equal width in `ln pi` (a monotone
-//! map, so buckets are already in order), then an insertion sort settles
-//! each bucket. Path counts grow about exponentially as `ln pi` falls, so
-//! over the `ln(n)`-nat range of a tree's keys equal-width buckets hold a
-//! few keys each. Ties (a uniform distribution puts whole levels in one
-//! bucket) arrive in index order, which is usually their final order;
-//! an insertion sort that would shift more than `8n` times stops and the
-//! standard sort finishes, so the worst case stays O(n log n).
+//! scatters them into `n` buckets of equal width in `ln pi` (a monotone
+//! map, so buckets are already in order), then each bucket is sorted:
+//! insertion sort up to [`SMALL_BUCKET`] keys, the standard sort above.
+//! Path counts grow about exponentially as `ln pi` falls, so over the
+//! `ln(n)`-nat range of a tree's keys most buckets hold a few keys. Large
+//! buckets come from ties: every permutation of a rank path has the same
+//! sum up to the rounding of the additions (`zipf:1.1:32` at `P = 16384`
+//! has 1,243 distinct keys among 16,384 nodes, and one bucket held 345),
+//! and near-equal keys interleave in depth-first order, which made one
+//! insertion sort over all buckets quadratic there.
 //!
-//! Cost: O(n) for the count and the scatter, plus O(n + inversions) or
-//! O(n log n); space `n` keys and `n + 1` counters, reused.
-
-/// Buckets per key. Path keys tie a lot (every permutation of a rank path
-/// has the same sum: `zipf:1.1:32` at `P = 16384` has 1,243 distinct keys),
-/// so what costs is distinct keys sharing a bucket; with one bucket per key
-/// the insertion sort ran out of budget there.
-const BUCKETS_PER_KEY: usize = 1;
+//! Cost: O(n) for the count and the scatter, plus the bucket sorts,
+//! O(n log n) in the worst case; space `n` keys, `n` bucket numbers and
+//! `n + 1` counters, reused.
 
 /// A sort key: `(ln pi bits, depth << 32 | record index)`.
 pub(super) type SortKey = (u64, u64);
@@ -67,7 +64,7 @@ impl BucketSort {
             keys.truncate(keep);
             return;
         }
-        let buckets = BUCKETS_PER_KEY * n;
+        let buckets = n;
         let scale = (buckets - 1) as f64 / width;
         let last = buckets as u32 - 1;
         self.slots.clear();
