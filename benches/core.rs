@@ -15,10 +15,38 @@ fn zipf() -> Iid {
 fn build(c: &mut Criterion) {
     let mut group = c.benchmark_group("build");
     let mut model = zipf();
+    // The second model alternates with the first in the `*_alt` benches,
+    // as a drafter's distribution changes between steps.
+    let mut other = Iid::new(parse_dist("zipf:1.4:32").expect("valid spec"));
     for p in CAPACITIES {
         let mut builder = TreeBuilder::new(p).expect("valid capacity");
         group.bench_with_input(BenchmarkId::new("iid", p), &p, |b, _| {
             b.iter(|| black_box(builder.build(&mut model).expect("builds").len()))
+        });
+        // The threshold build (not the default: docs/benchmarks.md).
+        group.bench_with_input(BenchmarkId::new("iid_threshold", p), &p, |b, _| {
+            b.iter(|| {
+                let tree = builder.build_by_threshold(&mut model).expect("builds");
+                black_box(tree.len())
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("iid_alt", p), &p, |b, _| {
+            b.iter(|| {
+                black_box(builder.build(&mut other).expect("builds").len());
+                black_box(builder.build(&mut model).expect("builds").len())
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("iid_threshold_alt", p), &p, |b, _| {
+            b.iter(|| {
+                black_box(
+                    builder
+                        .build_by_threshold(&mut other)
+                        .expect("builds")
+                        .len(),
+                );
+                let tree = builder.build_by_threshold(&mut model).expect("builds");
+                black_box(tree.len())
+            })
         });
     }
     group.finish();

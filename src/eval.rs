@@ -125,16 +125,19 @@ impl Evaluator {
                 {
                     self.dense[t as usize] = (p, lp);
                 }
-                // Written by extension, not into zeroed buffers: no memset.
-                for &token in tree.tokens() {
-                    let (p, lp) = self
-                        .dense
-                        .get(token as usize)
+                // Written by extension, not into zeroed buffers (no memset),
+                // one exact-size extension per array (no capacity check per
+                // node, as a push has).
+                let dense = &self.dense;
+                let entry = |t: &TokenId| {
+                    dense
+                        .get(*t as usize)
                         .copied()
-                        .unwrap_or((0.0, f64::NEG_INFINITY));
-                    self.reach.push(p);
-                    self.log_reach.push(lp);
-                }
+                        .unwrap_or((0.0, f64::NEG_INFINITY))
+                };
+                self.reach.extend(tree.tokens().iter().map(|t| entry(t).0));
+                self.log_reach
+                    .extend(tree.tokens().iter().map(|t| entry(t).1));
             } else {
                 for &token in tree.tokens() {
                     let (p, lp) = lookup(dist, token);

@@ -241,3 +241,152 @@ fn deep_near_deterministic_tree_stays_finite() {
         .iter()
         .all(|p| p.is_finite() && *p >= 0.0));
 }
+
+/// A distribution with heavy ties: uniform, or weights from a small set
+/// (repeated probabilities), or arbitrary weights; `mass` below 1 truncates.
+fn tie_prone_dist() -> impl Strategy<Value = TokenDist> {
+    let weights = prop_oneof![
+        (1usize..7).prop_map(|k| vec![1u32; k]),
+        prop::collection::vec(1u32..=2, 1..7),
+        prop::collection::vec(1u32..50, 1..7),
+    ];
+    (weights, prop_oneof![Just(1.0), 0.3f64..=1.0]).prop_map(|(w, mass)| {
+        let total: f64 = w.iter().map(|&x| f64::from(x)).sum();
+        let probs: Vec<f64> = w.iter().map(|&x| f64::from(x) / total * mass).collect();
+        TokenDist::from_probs(&probs).unwrap()
+    })
+}
+
+/// The canonical order by brute force, independent of the builders: every
+/// node with key at least `min_key` (keys summed root to leaf, as the
+/// builders do), sorted by key descending, depth, rank path; the first `cap`.
+fn canonical_first(dist: &TokenDist, cap: usize, depth: u32, min_key: f64) -> Vec<Vec<usize>> {
+    let logp = dist.log_probs();
+    let mut all: Vec<(f64, Vec<usize>)> = Vec::new();
+    let mut level: Vec<(f64, Vec<usize>)> = vec![(0.0, Vec::new())];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for (key, path) in &level {
+            for (r, l) in logp.iter().enumerate() {
+                let k = key + l;
+                if k >= min_key {
+                    let mut p = path.clone();
+                    p.push(r);
+                    next.push((k, p));
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        all.extend(next.iter().cloned());
+        level = next;
+    }
+    all.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.len().cmp(&b.1.len()))
+            .then(a.1.cmp(&b.1))
+    });
+    all.into_iter().take(cap).map(|(_, p)| p).collect()
+}
+
+/// The rank path of every node of a tree built from `dist`.
+fn rank_paths(tree: &speclight::DraftTree, dist: &TokenDist) -> Vec<Vec<usize>> {
+    let rank_of = |t: TokenId| dist.tokens().iter().position(|&x| x == t).unwrap();
+    let mut out: Vec<Vec<usize>> = Vec::with_capacity(tree.len());
+    for i in 0..tree.len() {
+        let mut p = tree.parent(i).map_or_else(Vec::new, |q| out[q].clone());
+        p.push(rank_of(tree.token(i)));
+        out.push(p);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// The threshold build equals the heap builds (context-free eager and
+    /// general lazy): the same keys in the same order always (ties
+    /// included), the same OPT curve and E[X] to 1e-12, and the same nodes in
+    /// the same order when no two keys in the tree or at its boundary tie.
+    #[test]
+    fn threshold_build_equals_the_heap_builds(
+        dist in tie_prone_dist(), cap in 1usize..2000,
+        depth in prop::option::of(1u32..8), floor in prop::option::of(0.0f64..0.05),
+    ) {
+        let make = |c: usize| {
+            let b = TreeBuilder::new(c).unwrap().with_max_depth(depth).unwrap();
+            b.with_min_prob(floor.unwrap_or(0.0)).unwrap()
+        };
+        let mut fast = make(cap);
+        let tree = fast.build_by_threshold(&mut Iid::new(dist.clone())).unwrap().clone();
+        tree.validate().unwrap();
+        let mut heap = make(cap);
+        let heap_tree = heap.build_owned(&mut Iid::new(dist.clone())).unwrap();
+        let mut general = make(cap);
+        let general_tree = general.build_owned(&mut Opaque(Iid::new(dist.clone()))).unwrap();
+        let bits = |t: &speclight::DraftTree| -> Vec<u64> {
+            t.path_logprobs().iter().map(|l| l.to_bits()).collect()
+        };
+        prop_assert_eq!(bits(&tree), bits(&heap_tree));
+        prop_assert_eq!(bits(&tree), bits(&general_tree));
+        let mut model = Iid::new(dist.clone());
+        let value = evaluate(&tree, &mut model).unwrap().expected_accepted;
+        for (other, b) in [(&heap_tree, &heap), (&general_tree, &general)] {
+            let v = evaluate(other, &mut model).unwrap().expected_accepted;
+            prop_assert!((v - value).abs() <= 1e-12 * value.max(1.0), "{v} vs {value}");
+            prop_assert_eq!(b.opt_curve().len(), fast.opt_curve().len());
+            for (x, y) in fast.opt_curve().iter().zip(b.opt_curve()) {
+                prop_assert!((x - y).abs() <= 1e-12 * y.max(1.0), "{x} vs {y}");
+            }
+        }
+        // Tie-free (checked on one more node than the tree holds): the very
+        // same nodes in the same order.
+        let plus_one = make(cap + 1).build_owned(&mut Iid::new(dist.clone())).unwrap();
+        if plus_one.path_logprobs().windows(2).all(|w| w[1] < w[0]) {
+            prop_assert_eq!(tree.tokens(), heap_tree.tokens());
+            prop_assert_eq!(tree.parent_indices(), heap_tree.parent_indices());
+            prop_assert_eq!(tree.tokens(), general_tree.tokens());
+            prop_assert_eq!(tree.parent_indices(), general_tree.parent_indices());
+        }
+        // Ties or not: the canonical order, by brute force.
+        let min_key = tree.path_logprobs().last().copied().unwrap_or(0.0);
+        let want = canonical_first(&dist, cap, depth.unwrap_or(cap as u32), min_key);
+        prop_assert_eq!(rank_paths(&tree, &dist), want);
+    }
+}
+
+/// Uniform distributions tie whole levels: the threshold build takes the
+/// first nodes of the boundary level in rank-path order.
+#[test]
+fn threshold_build_breaks_level_ties_by_rank_path() {
+    let dist = TokenDist::from_probs(&[0.25; 4]).unwrap();
+    // Levels hold 4, 16, 64 nodes: P = 4 + 16 + 3 ends three nodes into level 3.
+    let tree = TreeBuilder::new(23)
+        .unwrap()
+        .build_by_threshold(&mut Iid::new(dist.clone()))
+        .unwrap()
+        .clone();
+    let paths = rank_paths(&tree, &dist);
+    assert_eq!(&paths[20..], &[vec![0, 0, 0], vec![0, 0, 1], vec![0, 0, 2]]);
+    assert_eq!(paths[4], vec![0, 0]);
+    assert_eq!(paths[19], vec![3, 3]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// docs/THEORY.md section 3 for the threshold build: its tree's value is
+    /// the optimum over every prefix-closed tree (exhaustive enumeration).
+    #[test]
+    fn threshold_build_is_optimal_on_tiny_inputs(
+        dist in tie_prone_dist(), cap in 1usize..=7, depth in prop::option::of(1u32..=4),
+    ) {
+        let mut model = Iid::new(dist);
+        let mut builder = TreeBuilder::new(cap).unwrap().with_max_depth(depth).unwrap();
+        let tree = builder.build_by_threshold(&mut model).unwrap().clone();
+        let got = evaluate(&tree, &mut model).unwrap().expected_accepted;
+        let want = brute_force_opt(&mut model, cap, depth.map_or(cap, |d| d as usize));
+        prop_assert!((got - want).abs() < 1e-12, "threshold {got} brute force {want}");
+    }
+}

@@ -22,15 +22,36 @@
 //! the expanded distributions' lengths). A reused [`TreeBuilder`] keeps every
 //! buffer, so building trees no larger than before allocates nothing.
 //!
+//! # Ties
+//!
+//! Nodes whose path log-probabilities (summed root to leaf, as the builder
+//! computes them) are exactly equal are *tied*. The **canonical order** is:
+//! path log-probability descending, then depth ascending, then rank path
+//! (the ranks of the tokens along the path) lexicographically ascending;
+//! parents always precede their children in it. The heap builder (every
+//! public build) guarantees less: among exactly tied nodes, which ones are
+//! included at the boundary and their order in the tree are deterministic
+//! but unspecified, while the path log-probabilities in output order, hence
+//! `E[X]` and the OPT curve, are those of the canonical first `P` (up to the
+//! rounding of sums of linear probabilities). Without ties the nodes and
+//! their order are fully determined. The threshold build
+//! (`TreeBuilder::build_by_threshold`, hidden: context-free models only,
+//! `threshold.rs`) emits exactly the canonical first `P`; making the heaps
+//! follow it would need a lexicographic rank-path comparison on every tied
+//! heap comparison.
+//!
 //! Files: `frontier.rs` (heap keys and queues), `builder.rs` ([`TreeBuilder`]),
 //! `incremental.rs` ([`IncrementalBuild`]), `batch.rs` (`build_batch`, feature
-//! `rayon`).
+//! `rayon`), `threshold.rs` (the threshold build), `bucket_sort.rs` (its
+//! sort into canonical order).
 
 #[cfg(feature = "rayon")]
 mod batch;
+mod bucket_sort;
 mod builder;
 pub(crate) mod frontier;
 mod incremental;
+mod threshold;
 
 #[cfg(feature = "rayon")]
 pub use batch::build_batch;
