@@ -23,29 +23,10 @@ fn build(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("iid", p), &p, |b, _| {
             b.iter(|| black_box(builder.build(&mut model).expect("builds").len()))
         });
-        // The threshold build (not the default: docs/benchmarks.md).
-        group.bench_with_input(BenchmarkId::new("iid_threshold", p), &p, |b, _| {
-            b.iter(|| {
-                let tree = builder.build_by_threshold(&mut model).expect("builds");
-                black_box(tree.len())
-            })
-        });
         group.bench_with_input(BenchmarkId::new("iid_alt", p), &p, |b, _| {
             b.iter(|| {
                 black_box(builder.build(&mut other).expect("builds").len());
                 black_box(builder.build(&mut model).expect("builds").len())
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("iid_threshold_alt", p), &p, |b, _| {
-            b.iter(|| {
-                black_box(
-                    builder
-                        .build_by_threshold(&mut other)
-                        .expect("builds")
-                        .len(),
-                );
-                let tree = builder.build_by_threshold(&mut model).expect("builds");
-                black_box(tree.len())
             })
         });
     }

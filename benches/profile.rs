@@ -3,11 +3,9 @@
 //!
 //! `cargo bench --bench profile --no-run`, then
 //! `valgrind --tool=callgrind target/release/deps/profile-* CASE N REPS`
-//! with CASE one of `cf` (context-free build on `zipf:1.1:32`), `cf-thr`
-//! (the same by threshold, `TreeBuilder::build_by_threshold`), `cf-alt` and
-//! `cf-thr-alt` (both alternating `zipf:1.1:32` and `zipf:1.4:32`, as a
-//! drafter's distribution changes between steps: the threshold build's
-//! first trial, the last build's `tau`, is then off), `gen` (the
+//! with CASE one of `cf` (context-free build on `zipf:1.1:32`), `cf-alt`
+//! (alternating `zipf:1.1:32` and `zipf:1.4:32`, as a drafter's
+//! distribution changes between steps), `gen` (the
 //! same model through the general path), `fill` (`VerifierInputs::fill` on a
 //! context-free tree of N nodes), `eval` (evaluate that tree), `alloc` (batch
 //! allocation, 256 requests, budget N). Per-case cost = (count at REPS) -
@@ -49,19 +47,11 @@ fn main() {
         "cf" => (0..reps).for_each(|_| {
             black_box(builder.build(&mut model).expect("build").len());
         }),
-        "cf-thr" => (0..reps).for_each(|_| {
-            black_box(builder.build_by_threshold(&mut model).expect("build").len());
-        }),
-        "cf-alt" | "cf-thr-alt" => {
+        "cf-alt" => {
             let mut other = Iid::new(parse_dist("zipf:1.4:32").expect("valid spec"));
             (0..reps).for_each(|i| {
                 let m = if i % 2 == 0 { &mut other } else { &mut model };
-                let tree = if case == "cf-alt" {
-                    builder.build(m)
-                } else {
-                    builder.build_by_threshold(m)
-                };
-                black_box(tree.expect("build").len());
+                black_box(builder.build(m).expect("build").len());
             });
         }
         "gen" => {

@@ -1,5 +1,5 @@
 //! The server hot paths allocate nothing in the steady state: a reused
-//! builder (heap and threshold builds), and `capacity::Controller`'s step (observe + next). A counting
+//! builder, and `capacity::Controller`'s step (observe + next). A counting
 //! global allocator tallies allocations on this thread.
 
 use speclight::capacity::{
@@ -70,13 +70,10 @@ fn reused_builder_allocates_nothing_per_build() {
         // Warm-up builds size every buffer.
         builder.build(&mut iid).unwrap();
         builder.build(&mut lazy).unwrap();
-        builder.build_by_threshold(&mut iid).unwrap();
         let n = allocations_during(|| {
             for _ in 0..3 {
                 assert_eq!(builder.build(&mut iid).unwrap().len(), capacity);
                 assert_eq!(builder.build(&mut lazy).unwrap().len(), capacity);
-                let by_threshold = builder.build_by_threshold(&mut iid).unwrap();
-                assert_eq!(by_threshold.len(), capacity);
             }
         });
         assert_eq!(n, 0, "P = {capacity}: {n} allocations in steady state");

@@ -5,7 +5,6 @@ use super::frontier::{
     BinaryFrontier, Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT,
 };
 use super::incremental::IncrementalBuild;
-use super::threshold::{Setup, ThresholdBuild};
 use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
@@ -71,8 +70,6 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     /// Nodes handed out by [`IncrementalBuild::next_batch`] and not yet fed.
     awaiting: Vec<usize>,
     expansions: usize,
-    /// The threshold build's buffers (context-free models, see `threshold.rs`).
-    threshold: ThresholdBuild,
 }
 
 impl TreeBuilder<BinaryFrontier> {
@@ -116,7 +113,6 @@ impl<F: Frontier> TreeBuilder<F> {
             path: Vec::new(),
             awaiting: Vec::new(),
             expansions: 0,
-            threshold: ThresholdBuild::default(),
         })
     }
 
@@ -209,38 +205,8 @@ impl<F: Frontier> TreeBuilder<F> {
     ///
     /// Whatever the model returns.
     pub fn build<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<&DraftTree> {
-        self.build_with(model, false)
-    }
-
-    /// Builds as [`TreeBuilder::build`], by threshold when the model is
-    /// context-free (`threshold.rs`): the first `P` nodes in the canonical
-    /// order, ties included (module docs of [`crate::build`]). Not part of
-    /// the API: measured no faster than the heap builder once the
-    /// distribution changes between builds (docs/benchmarks.md), so
-    /// `build` does not use it; tests and `benches/profile.rs` do.
-    ///
-    /// # Errors
-    ///
-    /// Whatever the model returns.
-    #[doc(hidden)]
-    pub fn build_by_threshold<M: NextTokenModel + ?Sized>(
-        &mut self,
-        model: &mut M,
-    ) -> Result<&DraftTree> {
-        self.build_with(model, true)
-    }
-
-    fn build_with<M: NextTokenModel + ?Sized>(
-        &mut self,
-        model: &mut M,
-        threshold: bool,
-    ) -> Result<&DraftTree> {
         let context_free = model.is_context_free();
-        let root = model.next(&[])?;
-        if context_free && threshold && self.try_threshold(root) {
-            return Ok(&self.tree);
-        }
-        self.reset(root, context_free);
+        self.reset(model.next(&[])?, context_free);
         while let Some(node) = self.advance() {
             self.unexpanded.pop();
             self.tree.path_tokens(node, &mut self.path);
@@ -316,29 +282,6 @@ impl<F: Frontier> TreeBuilder<F> {
                 Ok(false)
             }
         }
-    }
-
-    /// The threshold build (`threshold.rs`); `false` when it declines.
-    fn try_threshold(&mut self, root: &TokenDist) -> bool {
-        let setup = Setup {
-            dist: root,
-            capacity: self.capacity,
-            max_depth: self.max_depth.unwrap_or(u32::MAX),
-            log_floor: self.log_floor,
-        };
-        if !self
-            .threshold
-            .build(&setup, &mut self.tree, &mut self.opt_curve)
-        {
-            return false;
-        }
-        // Leave no heap state behind for `resume`/`step` to act on.
-        self.candidates.clear();
-        self.unexpanded.clear();
-        self.awaiting.clear();
-        self.use_ranked = false;
-        self.expansions = 1;
-        true
     }
 
     fn reset(&mut self, root: &TokenDist, context_free: bool) {

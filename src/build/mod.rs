@@ -25,33 +25,27 @@
 //! # Ties
 //!
 //! Nodes whose path log-probabilities (summed root to leaf, as the builder
-//! computes them) are exactly equal are *tied*. The **canonical order** is:
+//! computes them) are exactly equal are *tied*. Call **canonical order**:
 //! path log-probability descending, then depth ascending, then rank path
 //! (the ranks of the tokens along the path) lexicographically ascending;
-//! parents always precede their children in it. The heap builder (every
-//! public build) guarantees less: among exactly tied nodes, which ones are
-//! included at the boundary and their order in the tree are deterministic
-//! but unspecified, while the path log-probabilities in output order, hence
-//! `E[X]` and the OPT curve, are those of the canonical first `P` (up to the
-//! rounding of sums of linear probabilities). Without ties the nodes and
-//! their order are fully determined. The threshold build
-//! (`TreeBuilder::build_by_threshold`, hidden: context-free models only,
-//! `threshold.rs`) emits exactly the canonical first `P`; making the heaps
-//! follow it would need a lexicographic rank-path comparison on every tied
-//! heap comparison.
+//! parents always precede their children in it. The builder guarantees
+//! less: among exactly tied nodes, which ones are included at the boundary
+//! and their order in the tree are deterministic but unspecified, while the
+//! path log-probabilities in output order, hence `E[X]` and the OPT curve,
+//! are exactly those of the canonical first `P`. Without ties the nodes and
+//! their order are fully determined (tests/core_properties.rs checks both
+//! against a brute-force canonical order). Following the canonical order
+//! exactly would need a rank-path comparison on every tied heap comparison.
 //!
 //! Files: `frontier.rs` (heap keys and queues), `builder.rs` ([`TreeBuilder`]),
 //! `incremental.rs` ([`IncrementalBuild`]), `batch.rs` (`build_batch`, feature
-//! `rayon`), `threshold.rs` (the threshold build), `bucket_sort.rs` (its
-//! sort into canonical order).
+//! `rayon`).
 
 #[cfg(feature = "rayon")]
 mod batch;
-mod bucket_sort;
 mod builder;
 pub(crate) mod frontier;
 mod incremental;
-mod threshold;
 
 #[cfg(feature = "rayon")]
 pub use batch::build_batch;
