@@ -21,6 +21,7 @@ this module is for measuring and testing trees, not a production server.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -45,6 +46,8 @@ class GenerateResult:
     """Draft tokens accepted at each step (the bonus token is extra)."""
     tree_sizes: list = field(default_factory=list)
     """Draft nodes in each step's tree."""
+    draft_passes: int = 0
+    """Drafter forward passes: one for the root of each step, one per batch."""
     draft_seconds: float = 0.0
     verify_seconds: float = 0.0
     walk_seconds: float = 0.0
@@ -105,12 +108,14 @@ class _DraftCache:
         self.cache = DynamicCache()
         self.context = 0  # context tokens in the cache
         self.slots: dict = {}  # a tree node's path tokens -> its cache index
+        self.passes = 0
 
     @torch.no_grad()
     def _forward(self, tokens: list, positions: list, allowed: torch.Tensor):
         """One drafter pass over ``tokens`` on top of the cache; the top-k
         (log-probabilities, tokens) after each of them."""
         device = self.model.device
+        self.passes += 1
         out = self.model(
             input_ids=torch.tensor([tokens], device=device),
             attention_mask=_additive(allowed, self.model.dtype, device),
@@ -195,8 +200,14 @@ def _verify(verifier, cache, text: list, cached: int, inputs: VerifierInputs):
 def _cache_kwarg(model, cache):
     """transformers 5.x names the cache argument `cache` (`past_key_values`
     is deprecated there); 4.x knows only `past_key_values`."""
-    params = inspect.signature(model.forward).parameters
-    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+    return {_cache_name(type(model)): cache}
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_name(cls) -> str:
+    # Once per model class, not on every drafter pass.
+    params = inspect.signature(cls.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _choose(logits: torch.Tensor, temperature: float, top_k: Optional[int], generator):
@@ -268,6 +279,7 @@ def speculative_generate(
         if text[-1] in eos:
             break
     result.tokens = torch.tensor([text], device=input_ids.device)
+    result.draft_passes = draft.passes
     return result
 
 

@@ -131,6 +131,8 @@ def test_greedy_equals_generate(kind, attn, capacity, max_depth):
             assert got.tokens.tolist() == expected.tolist()
             assert sum(n + 1 for n in got.accepted_lengths) >= got.tokens.shape[1] - len(prompt)
             assert all(s <= capacity for s in got.tree_sizes)
+            # A root pass per step, at most one pass per drafted node.
+            assert got.steps <= got.draft_passes <= got.steps + sum(got.tree_sizes)
         if drafter is verifier:
             assert got.mean_accepted > 0  # a drafter equal to the verifier is accepted
 
