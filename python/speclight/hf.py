@@ -96,10 +96,11 @@ class _DraftCache:
     (kept across steps, like the verifier's); within a step, the tree nodes
     fed so far follow it, each fed once with a 4-D mask that shows it the
     context and its ancestors only, at position ``len(context) - 1 +
-    depth``. So a drafter pass costs the pending context tokens (root) or
-    the ``width`` requested nodes (a batch), not the whole context per path:
-    O(q * (L + n)) attention for q new tokens, L context and n tree tokens
-    cached, instead of O(width * (L + depth)^2) without a cache."""
+    depth``. So a drafter pass runs on q new tokens only (the context
+    accepted since the last step for the root, the <= ``width`` requested
+    nodes for a batch), each attending to the L context and n tree tokens
+    cached: O(q * (L + n)) attention and O(q) per-token work, instead of
+    ``width * (L + depth)`` tokens re-read per batch without a cache."""
 
     def __init__(self, drafter, k: int):
         from transformers import DynamicCache
@@ -130,6 +131,8 @@ class _DraftCache:
     def root(self, text: list):
         """The top-k after ``text``, whose first ``self.context`` tokens are
         the cached context (the previous step's text, a prefix of this one)."""
+        # The root's logits need its own token fed: re-feed it if cached.
+        self.context = min(self.context, len(text) - 1)
         _crop(self.cache, self.context)
         self.slots = {}
         cached, pending = self.context, text[self.context :]

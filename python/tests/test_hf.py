@@ -108,6 +108,11 @@ def test_cached_draft_topk_equals_uncached(kind, attn):
             assert tok.tolist() == want_tok.tolist(), (step, path)
         accepted = batches[-1][int(rng.integers(len(batches[-1])))]
         context = context + accepted + [int(rng.integers(VOCAB))]
+    # The same context twice: the root's token is cached and must be re-fed.
+    for _ in range(2):
+        lp, tok = draft.root(context)
+        want_lp, want_tok = uncached_topk(drafter, context, [], k)
+        assert np.abs(lp - want_lp).max() < 1e-6 and tok.tolist() == want_tok.tolist()
 
 
 def builder_path(tree, i):
