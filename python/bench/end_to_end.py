@@ -9,10 +9,13 @@ drafter is the same model truncated to its first --draft-layers layers,
 sharing the embedding, those layers, the final norm and the head. That gives
 a drafter that agrees with the verifier often but not always, the situation
 speculative decoding is for. Reports, per run: accepted draft tokens per
-verifier step, tokens per step, wall time of both methods, and whether the
-outputs are identical (greedy speculative decoding must equal `generate`).
+verifier step, tokens per step, drafter passes per step, wall time of both
+methods, and whether the outputs are identical (greedy speculative decoding
+must equal `generate`).
 
     python python/bench/end_to_end.py [--new-tokens 128 --capacity 16 ...]
+    # a verifier far more expensive than its drafter (docs/python.md):
+    python python/bench/end_to_end.py --layers 48 --hidden 64 --draft-layers 1 --refine-scale 0.02
 """
 
 import argparse
@@ -80,6 +83,7 @@ def main():
           f"(hidden {args.hidden}, vocab {args.vocab}, {str(args.dtype)[6:]}, {args.threads} thread(s)); "
           f"capacity {args.capacity}, depth <= {args.max_depth}, {args.new_tokens} new tokens, {args.prompts} prompts")
     plain_s, spec_s, accepted, identical = [], [], [], 0
+    draft_s, verify_s, passes = 0.0, 0.0, 0
     for ids in prompts:
         with torch.no_grad():
             verifier.generate(ids, do_sample=False, max_new_tokens=2)  # warm-up
@@ -92,15 +96,16 @@ def main():
                                       temperature=0.0, width=args.width)
         spec_s.append(time.perf_counter() - t0)
         accepted += out.accepted_lengths
+        draft_s, verify_s, passes = draft_s + out.draft_seconds, verify_s + out.verify_seconds, passes + out.draft_passes
         identical += int(torch.equal(out.tokens, want))
         print(f"  prompt: {out.steps} steps, {out.mean_accepted:.2f} accepted/step, "
               f"draft {out.draft_seconds:.2f} s + verify {out.verify_seconds:.2f} s; "
               f"speculative {spec_s[-1]:.2f} s vs generate {plain_s[-1]:.2f} s")
     mean_acc = statistics.mean(accepted)
     print(f"accepted draft tokens per verifier step: mean {mean_acc:.3f} over {len(accepted)} steps "
-          f"(tokens per step {1 + mean_acc:.3f})")
-    print(f"wall time, total over prompts: speculative {sum(spec_s):.2f} s, generate {sum(plain_s):.2f} s "
-          f"(ratio {sum(plain_s) / sum(spec_s):.2f}x)")
+          f"(tokens per step {1 + mean_acc:.3f}); drafter passes per step {passes / len(accepted):.2f}")
+    print(f"wall time, total over prompts: speculative {sum(spec_s):.2f} s (drafting {draft_s:.2f} s, "
+          f"verifying {verify_s:.2f} s), generate {sum(plain_s):.2f} s (ratio {sum(plain_s) / sum(spec_s):.2f}x)")
     print(f"outputs identical to generate: {identical} of {len(prompts)}")
 
 

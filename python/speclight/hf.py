@@ -3,22 +3,25 @@
 Optional: needs ``torch`` and ``transformers`` (``pip install speclight[hf]``).
 
 - :func:`speculative_generate`: per step, the drafter's top-k after every
-  node the best-first builder asks for (``Builder.next_batch``: one batched
-  drafter pass serves ``width`` nodes), one verifier forward pass over the
-  whole tree with speclight's additive 4-D mask and position ids on a KV
-  cache, then the verification walk (greedy, or sampling, which is lossless:
-  docs/THEORY.md section 1). The verifier's cache keeps only accepted text.
+  node the best-first builder asks for (``Builder.next_batch``: one drafter
+  pass over ``width`` new nodes on its KV cache), one verifier forward pass
+  over the whole tree with speclight's additive 4-D mask and position ids on
+  a KV cache, then the verification walk (greedy, or sampling, which is
+  lossless: docs/THEORY.md section 1). Between steps both caches keep only
+  the accepted text.
 - :func:`record_paired_trace`: the paired-trace JSONL that ``speclight tune``
   reads, from any model pair.
 - :func:`record_trace`: the verifier trace that ``speclight bound --trace`` reads.
 
-The drafter runs without a KV cache (each batch re-reads the context): simple
-and exact, but it makes drafting cost grow with the context; this module is
-for measuring and testing trees, not a production server.
+Both models keep a KV cache of the accepted context across steps; the
+drafter's also holds the tree nodes drafted so far in the step, so each
+drafter pass reads only the new tokens. One request at a time, in Python:
+this module is for measuring and testing trees, not a production server.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -43,6 +46,8 @@ class GenerateResult:
     """Draft tokens accepted at each step (the bonus token is extra)."""
     tree_sizes: list = field(default_factory=list)
     """Draft nodes in each step's tree."""
+    draft_passes: int = 0
+    """Drafter forward passes: one for the root of each step, one per batch."""
     draft_seconds: float = 0.0
     verify_seconds: float = 0.0
     walk_seconds: float = 0.0
@@ -68,34 +73,99 @@ def _check_args(input_ids, max_new_tokens, capacity, temperature):
         raise ValueError("temperature must be finite and >= 0")
 
 
-@torch.no_grad()
-def _draft_topk(drafter, context: list, paths: Sequence[Sequence[int]], k: int):
-    """The drafter's top-k (log-probabilities, tokens) after ``context +
-    path`` for every path, in one right-padded batched forward pass."""
-    seqs = [context + list(p) for p in paths]
-    longest = max(len(s) for s in seqs)
-    device = drafter.device
-    ids = torch.zeros((len(seqs), longest), dtype=torch.long, device=device)
-    mask = torch.zeros((len(seqs), longest), dtype=torch.long, device=device)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, device=device)
-        mask[i, : len(s)] = 1
-    logits = drafter(input_ids=ids, attention_mask=mask).logits
-    last = torch.tensor([len(s) - 1 for s in seqs], device=device)
-    logp = torch.log_softmax(logits[torch.arange(len(seqs), device=device), last].double(), -1)
-    top = torch.topk(logp, min(k, logp.shape[-1]), dim=-1)
-    return [(v.cpu().numpy(), t.cpu().numpy()) for v, t in zip(top.values, top.indices)]
+def _additive(allowed: torch.Tensor, dtype, device):
+    """A boolean ``(q, keys)`` attention pattern as the additive 4-D mask
+    ``(1, 1, q, keys)`` Hugging Face models take: 0 where allowed, the
+    dtype's minimum elsewhere."""
+    bias = torch.zeros(allowed.shape, dtype=dtype)
+    bias[~allowed] = torch.finfo(dtype).min
+    return bias[None, None].to(device)
 
 
-def _build_tree(builder: Builder, drafter, context: list, width: int, k: int):
-    (root_lp, root_tok), = _draft_topk(drafter, context, [[]], k)
-    builder.begin(root_lp, root_tok)
+def _crop(cache, length: int):
+    """Crops ``cache`` to its first ``length`` tokens. Called only when there
+    is something to remove: transformers 4 reads ``crop(0)`` as "keep
+    nothing", 5 as "remove nothing"; a negative count means the same in both."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+class _DraftCache:
+    """The drafter's KV cache. Between steps it holds the accepted context
+    (kept across steps, like the verifier's); within a step, the tree nodes
+    fed so far follow it, each fed once with a 4-D mask that shows it the
+    context and its ancestors only, at position ``len(context) - 1 +
+    depth``. So a drafter pass runs on q new tokens only (the context
+    accepted since the last step for the root, the <= ``width`` requested
+    nodes for a batch), each attending to the L context and n tree tokens
+    cached: O(q * (L + n)) attention and O(q) per-token work, instead of
+    ``width * (L + depth)`` tokens re-read per batch without a cache."""
+
+    def __init__(self, drafter, k: int):
+        from transformers import DynamicCache
+
+        self.model, self.k = drafter, k
+        self.cache = DynamicCache()
+        self.context = 0  # context tokens in the cache
+        self.slots: dict = {}  # a tree node's path tokens -> its cache index
+        self.passes = 0
+
+    @torch.no_grad()
+    def _forward(self, tokens: list, positions: list, allowed: torch.Tensor):
+        """One drafter pass over ``tokens`` on top of the cache; the top-k
+        (log-probabilities, tokens) after each of them."""
+        device = self.model.device
+        self.passes += 1
+        out = self.model(
+            input_ids=torch.tensor([tokens], device=device),
+            attention_mask=_additive(allowed, self.model.dtype, device),
+            position_ids=torch.tensor([positions], device=device),
+            use_cache=True,
+            **_cache_kwarg(self.model, self.cache),
+        )
+        logp = torch.log_softmax(out.logits[0].double(), -1)
+        top = torch.topk(logp, min(self.k, logp.shape[-1]), dim=-1)
+        return [(v.cpu().numpy(), t.cpu().numpy()) for v, t in zip(top.values, top.indices)]
+
+    def root(self, text: list):
+        """The top-k after ``text``, whose first ``self.context`` tokens are
+        the cached context (the previous step's text, a prefix of this one)."""
+        # The root's logits need its own token fed: re-feed it if cached.
+        self.context = min(self.context, len(text) - 1)
+        _crop(self.cache, self.context)
+        self.slots = {}
+        cached, pending = self.context, text[self.context :]
+        allowed = torch.ones((len(pending), cached + len(pending)), dtype=torch.bool)
+        allowed[:, cached:] = allowed[:, cached:].tril()
+        top = self._forward(pending, list(range(cached, len(text))), allowed)
+        self.context = len(text)
+        return top[-1]
+
+    def expand(self, paths: Sequence[Sequence[int]]):
+        """The top-k after ``context + path`` for every path (tokens below
+        the root, the node last). Every proper prefix of a path must be a
+        node fed earlier in this step, as in best-first building."""
+        start = self.cache.get_seq_length()
+        allowed = torch.zeros((len(paths), start + len(paths)), dtype=torch.bool)
+        allowed[:, : self.context] = True
+        for i, path in enumerate(paths):
+            ancestors = [self.slots[tuple(path[:d])] for d in range(1, len(path))]
+            allowed[i, ancestors] = True
+            allowed[i, start + i] = True
+            self.slots[tuple(path)] = start + i
+        positions = [self.context - 1 + len(p) for p in paths]
+        return self._forward([p[-1] for p in paths], positions, allowed)
+
+
+def _build_tree(builder: Builder, draft: _DraftCache, context: list, width: int):
+    builder.begin(*draft.root(context))
     while True:
         nodes = builder.next_batch(width)
         if len(nodes) == 0:
             return builder.finish()
         paths = [builder.path_tokens(int(n)).tolist() for n in nodes]
-        for n, (lp, tok) in zip(nodes, _draft_topk(drafter, context, paths, k)):
+        for n, (lp, tok) in zip(nodes, draft.expand(paths)):
             builder.feed(int(n), lp, tok)
 
 
@@ -109,9 +179,7 @@ def _tree_mask(inputs: VerifierInputs, cached: int, pending: int, dtype, device)
     allowed[:, cached : cached + pending] = torch.ones(q, pending, dtype=torch.bool).tril()
     allowed[pending:, cached : cached + pending] = True
     allowed[pending:, cached + pending :] = torch.from_numpy(inputs.mask_bool)
-    bias = torch.zeros(allowed.shape, dtype=dtype)
-    bias[~allowed] = torch.finfo(dtype).min
-    return bias[None, None].to(device)
+    return _additive(allowed, dtype, device)
 
 
 @torch.no_grad()
@@ -127,17 +195,22 @@ def _verify(verifier, cache, text: list, cached: int, inputs: VerifierInputs):
     )
     mask = _tree_mask(inputs, cached, len(pending), verifier.dtype, device)
     out = verifier(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **_cache_kwarg(verifier, cache))
-    # The cache grows in place; drop the tree, keep the context. A negative
-    # length removes that many tokens in transformers 4 and 5 alike.
-    cache.crop(-(cache.get_seq_length() - len(text)))
+    # The cache grows in place; drop the tree, keep the context.
+    _crop(cache, len(text))
     return out.logits[0, len(pending) :].double(), cache
 
 
 def _cache_kwarg(model, cache):
     """transformers 5.x names the cache argument `cache` (`past_key_values`
     is deprecated there); 4.x knows only `past_key_values`."""
-    params = inspect.signature(model.forward).parameters
-    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+    return {_cache_name(type(model)): cache}
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_name(cls) -> str:
+    # Once per model class, not on every drafter pass.
+    params = inspect.signature(cls.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _choose(logits: torch.Tensor, temperature: float, top_k: Optional[int], generator):
@@ -185,10 +258,11 @@ def speculative_generate(
     builder, inputs = Builder(capacity, max_depth), VerifierInputs()
     text = input_ids[0].tolist()
     prompt_len, cached, cache = len(text), 0, DynamicCache()
+    draft = _DraftCache(drafter, draft_top_k)
     result = GenerateResult(tokens=input_ids)
     while len(text) - prompt_len < max_new_tokens:
         t0 = time.perf_counter()
-        tree = _build_tree(builder, drafter, text, width, draft_top_k)
+        tree = _build_tree(builder, draft, text, width)
         inputs.fill(tree, len(text), text[-1])
         t1 = time.perf_counter()
         logits, cache = _verify(verifier, cache, text, cached, inputs)
@@ -208,6 +282,7 @@ def speculative_generate(
         if text[-1] in eos:
             break
     result.tokens = torch.tensor([text], device=input_ids.device)
+    result.draft_passes = draft.passes
     return result
 
 

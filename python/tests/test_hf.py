@@ -49,7 +49,7 @@ def test_tree_forward_equals_path_by_path_decoding(kind, attn):
     verifier, drafter = tiny(kind, 1, attn), tiny(kind, 2, attn)
     prompt = [3, 9, 4, 17, 5]
     builder = speclight.Builder(24, max_depth=4)
-    tree = hf._build_tree(builder, drafter, prompt, width=4, k=3)
+    tree = hf._build_tree(builder, hf._DraftCache(drafter, 3), prompt, width=4)
     inputs = speclight.VerifierInputs()
     inputs.fill(tree, len(prompt), prompt[-1])
     logits, _ = hf._verify(verifier, transformers.DynamicCache(), prompt, 0, inputs)
@@ -58,6 +58,61 @@ def test_tree_forward_equals_path_by_path_decoding(kind, attn):
         with torch.no_grad():
             ref = verifier(input_ids=torch.tensor([prompt + path])).logits[0, -1].double()
         assert torch.allclose(logits[j], ref, atol=1e-4), f"tree position {j}"
+
+
+def random_batches(rng, nodes, width, depth):
+    """A random tree as best-first building feeds it: batches of at most
+    ``width`` new nodes (paths of tokens below the root), each the child of
+    the root or of a node of an earlier batch, siblings' tokens distinct."""
+    fed, batches = [()], []
+    while sum(len(b) for b in batches) < nodes:
+        batch = []
+        for _ in range(rng.integers(1, width + 1)):
+            parent = fed[rng.integers(len(fed))]
+            taken = {p[-1] for p in fed + batch if len(p) == len(parent) + 1 and p[:-1] == parent}
+            free = [t for t in range(VOCAB) if t not in taken]
+            if len(parent) < depth and free:
+                batch.append(parent + (int(rng.choice(free)),))
+        if batch:
+            batches.append(batch)
+            fed += batch
+    return [[list(p) for p in b] for b in batches]
+
+
+def uncached_topk(drafter, context, path, k):
+    """Reference: the drafter's top-k after ``context + path`` from one plain
+    forward pass over the whole sequence, no cache, no custom mask."""
+    with torch.no_grad():
+        logits = drafter(input_ids=torch.tensor([context + path])).logits[0, -1].double()
+    top = torch.topk(torch.log_softmax(logits, -1), k)
+    return top.values.numpy(), top.indices.numpy()
+
+
+@pytest.mark.parametrize("kind,attn", MODELS)
+def test_cached_draft_topk_equals_uncached(kind, attn):
+    """Three steps of random trees on one _DraftCache: the context grows
+    between steps by a random path of the tree and one more token (as after
+    a walk), so the cache must drop the tree and keep the context."""
+    drafter, k = tiny(kind, 2, attn), 4
+    rng = np.random.default_rng(7)
+    draft = hf._DraftCache(drafter, k)
+    context = [int(t) for t in rng.integers(0, VOCAB, 5)]
+    for step in range(3):
+        checked = [([], draft.root(context))]
+        batches = random_batches(rng, nodes=int(rng.integers(1, 20)), width=int(rng.integers(1, 6)), depth=4)
+        for batch in batches:
+            checked += zip(batch, draft.expand(batch))
+        for path, (lp, tok) in checked:
+            want_lp, want_tok = uncached_topk(drafter, context, path, k)
+            assert np.abs(lp - want_lp).max() < 1e-6, (step, path)
+            assert tok.tolist() == want_tok.tolist(), (step, path)
+        accepted = batches[-1][int(rng.integers(len(batches[-1])))]
+        context = context + accepted + [int(rng.integers(VOCAB))]
+    # The same context twice: the root's token is cached and must be re-fed.
+    for _ in range(2):
+        lp, tok = draft.root(context)
+        want_lp, want_tok = uncached_topk(drafter, context, [], k)
+        assert np.abs(lp - want_lp).max() < 1e-6 and tok.tolist() == want_tok.tolist()
 
 
 def builder_path(tree, i):
@@ -81,6 +136,8 @@ def test_greedy_equals_generate(kind, attn, capacity, max_depth):
             assert got.tokens.tolist() == expected.tolist()
             assert sum(n + 1 for n in got.accepted_lengths) >= got.tokens.shape[1] - len(prompt)
             assert all(s <= capacity for s in got.tree_sizes)
+            # A root pass per step, at most one pass per drafted node.
+            assert got.steps <= got.draft_passes <= got.steps + sum(got.tree_sizes)
         if drafter is verifier:
             assert got.mean_accepted > 0  # a drafter equal to the verifier is accepted
 
@@ -118,7 +175,7 @@ def test_sampling_walk_is_lossless():
         p2 = torch.softmax(
             verifier(input_ids=torch.tensor([[*prompt, t] for t in range(vocab)])).logits[:, -1].double(), -1
         ).numpy()
-    tree = hf._build_tree(speclight.Builder(6), drafter, prompt, width=4, k=3)
+    tree = hf._build_tree(speclight.Builder(6), hf._DraftCache(drafter, 3), prompt, width=4)
     inputs = speclight.VerifierInputs()
     inputs.fill(tree, len(prompt), prompt[-1])
     logits, _ = hf._verify(verifier, transformers.DynamicCache(), prompt, 0, inputs)
