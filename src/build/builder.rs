@@ -5,6 +5,7 @@ use super::frontier::{
     BinaryFrontier, Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT,
 };
 use super::incremental::IncrementalBuild;
+use super::path_cache::PathCache;
 use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
@@ -66,7 +67,7 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     /// Context-free model: every node shares the root's span.
     shared: bool,
     opt_curve: Vec<f64>,
-    path: Vec<TokenId>,
+    path: PathCache,
     /// Nodes handed out by [`IncrementalBuild::next_batch`] and not yet fed.
     awaiting: Vec<usize>,
     expansions: usize,
@@ -110,7 +111,7 @@ impl<F: Frontier> TreeBuilder<F> {
             spans: Vec::with_capacity(capacity),
             shared: false,
             opt_curve: Vec::with_capacity(capacity),
-            path: Vec::new(),
+            path: PathCache::default(),
             awaiting: Vec::new(),
             expansions: 0,
         })
@@ -209,8 +210,7 @@ impl<F: Frontier> TreeBuilder<F> {
         self.reset(model.next(&[])?, context_free);
         while let Some(node) = self.advance() {
             self.unexpanded.pop();
-            self.tree.path_tokens(node, &mut self.path);
-            let dist = model.next(&self.path)?;
+            let dist = model.next(self.path.path_to(&self.tree, node))?;
             self.expand(node, dist);
         }
         Ok(&self.tree)
@@ -275,8 +275,7 @@ impl<F: Frontier> TreeBuilder<F> {
             }
             _ => {
                 if let Some(u) = self.unexpanded.pop() {
-                    self.tree.path_tokens(u.item as usize, &mut self.path);
-                    let dist = model.next(&self.path)?;
+                    let dist = model.next(self.path.path_to(&self.tree, u.item as usize))?;
                     self.expand(u.item as usize, dist);
                 }
                 Ok(false)
@@ -295,6 +294,7 @@ impl<F: Frontier> TreeBuilder<F> {
         self.spans.clear();
         self.opt_curve.clear();
         self.awaiting.clear();
+        self.path.clear();
         self.expansions = 0;
         self.shared = context_free;
         // Rank queues pay off once the tree is much larger than the number of

@@ -38,7 +38,8 @@
 //! exactly would need a rank-path comparison on every tied heap comparison.
 //!
 //! Files: `frontier.rs` (heap keys and queues), `builder.rs` ([`TreeBuilder`]),
-//! `incremental.rs` ([`IncrementalBuild`]), `batch.rs` (`build_batch`, feature
+//! `incremental.rs` ([`IncrementalBuild`]), `path_cache.rs` (the path handed
+//! to the model, rebuilt from the last one), `batch.rs` (`build_batch`, feature
 //! `rayon`).
 
 #[cfg(feature = "rayon")]
@@ -46,6 +47,7 @@ mod batch;
 mod builder;
 pub(crate) mod frontier;
 mod incremental;
+mod path_cache;
 
 #[cfg(feature = "rayon")]
 pub use batch::build_batch;
