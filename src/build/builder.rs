@@ -57,9 +57,13 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     /// Copied distributions: tokens and log-probabilities, sorted descending.
     arena_tokens: Vec<TokenId>,
     arena_logp: Vec<f64>,
+    /// Probabilities of the shared distribution (context-free builds only:
+    /// copying every expanded distribution's probabilities too was a third
+    /// copy on the general path, issue 16).
     arena_p: Vec<f64>,
-    /// Per tree node: `pi(v)` in linear space, for the OPT curve (an
-    /// underflow to 0 only drops terms below 1e-308 from the sums).
+    /// Context-free builds only, per tree node: `pi(v)` in linear space, for
+    /// the OPT curve (an underflow to 0 only drops terms below 1e-308 from
+    /// the sums). The general path takes `exp` of the key instead.
     reach: Vec<f64>,
     root_span: Span,
     /// Per tree node; `len == 0` until the node is expanded.
@@ -312,7 +316,9 @@ impl<F: Frontier> TreeBuilder<F> {
         let start = self.arena_tokens.len() as u32;
         self.arena_tokens.extend_from_slice(dist.tokens());
         self.arena_logp.extend_from_slice(dist.log_probs());
-        self.arena_p.extend_from_slice(dist.probs());
+        if self.shared {
+            self.arena_p.extend_from_slice(dist.probs());
+        }
         Span {
             start,
             len: dist.len() as u32,
@@ -433,12 +439,19 @@ impl<F: Frontier> TreeBuilder<F> {
         let node = self.tree.len() as u32;
         self.tree
             .push_unchecked(parent, self.arena_tokens[at], depth, key);
-        let reach = if parent == ROOT {
-            self.arena_p[at]
+        let reach = if self.shared {
+            let reach = if parent == ROOT {
+                self.arena_p[at]
+            } else {
+                self.reach[parent as usize] * self.arena_p[at]
+            };
+            self.reach.push(reach);
+            reach
         } else {
-            self.reach[parent as usize] * self.arena_p[at]
+            // One `exp` per node costs less than copying every expanded
+            // distribution's probabilities (callgrind, docs/benchmarks.md).
+            key.exp()
         };
-        self.reach.push(reach);
         self.opt_curve
             .push(self.opt_curve.last().copied().unwrap_or(0.0) + reach);
         if self.max_depth.is_none_or(|d| depth < d) {
