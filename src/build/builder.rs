@@ -1,11 +1,10 @@
 //! The best-first builder, [`TreeBuilder`] (docs/THEORY.md section 3).
 
 use super::check_capacity;
-use super::frontier::{
-    BinaryFrontier, Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT,
-};
+use super::frontier::{Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT};
 use super::incremental::IncrementalBuild;
 use super::path_cache::PathCache;
+use super::radix::RadixFrontier;
 use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
@@ -40,7 +39,7 @@ struct Span {
 /// # Ok::<(), speclight::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
+pub struct TreeBuilder<F: Frontier = RadixFrontier> {
     capacity: usize,
     max_depth: Option<u32>,
     /// `ln` of the probability floor, computed once: `ln(0)` takes glibc's
@@ -77,7 +76,7 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     expansions: usize,
 }
 
-impl TreeBuilder<BinaryFrontier> {
+impl TreeBuilder<RadixFrontier> {
     /// A builder for trees of at most `capacity` nodes, with no depth limit.
     ///
     /// # Errors

@@ -1,7 +1,8 @@
 //! The incremental build, for servers that batch their draft forward passes.
 
 use super::builder::TreeBuilder;
-use super::frontier::{BinaryFrontier, Frontier};
+use super::frontier::Frontier;
+use super::radix::RadixFrontier;
 use crate::dist::TokenDist;
 use crate::error::Result;
 use crate::tree::DraftTree;
@@ -38,7 +39,7 @@ use crate::tree::DraftTree;
 /// # Ok::<(), speclight::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct IncrementalBuild<'b, F: Frontier = BinaryFrontier> {
+pub struct IncrementalBuild<'b, F: Frontier = RadixFrontier> {
     builder: &'b mut TreeBuilder<F>,
 }
 

@@ -48,6 +48,7 @@ mod builder;
 pub(crate) mod frontier;
 mod incremental;
 mod path_cache;
+mod radix;
 
 #[cfg(feature = "rayon")]
 pub use batch::build_batch;
@@ -94,4 +95,5 @@ pub mod frontier_comparison {
         BinaryFrontier, Candidate, Child, Frontier, LogKey, PriorityQueueFrontier,
         QuaternaryFrontier, Scored,
     };
+    pub use super::radix::RadixFrontier;
 }
