@@ -1,10 +1,11 @@
 //! The best-first builder, [`TreeBuilder`] (docs/THEORY.md section 3).
 
 use super::check_capacity;
-use super::frontier::{Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT};
+use super::frontier::{
+    BinaryFrontier, Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT,
+};
 use super::incremental::IncrementalBuild;
 use super::path_cache::PathCache;
-use super::radix::RadixFrontier;
 use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
@@ -39,7 +40,7 @@ struct Span {
 /// # Ok::<(), speclight::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct TreeBuilder<F: Frontier = RadixFrontier> {
+pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     capacity: usize,
     max_depth: Option<u32>,
     /// `ln` of the probability floor, computed once: `ln(0)` takes glibc's
@@ -76,7 +77,7 @@ pub struct TreeBuilder<F: Frontier = RadixFrontier> {
     expansions: usize,
 }
 
-impl TreeBuilder<RadixFrontier> {
+impl TreeBuilder<BinaryFrontier> {
     /// A builder for trees of at most `capacity` nodes, with no depth limit.
     ///
     /// # Errors

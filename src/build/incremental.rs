@@ -1,8 +1,7 @@
 //! The incremental build, for servers that batch their draft forward passes.
 
 use super::builder::TreeBuilder;
-use super::frontier::Frontier;
-use super::radix::RadixFrontier;
+use super::frontier::{BinaryFrontier, Frontier};
 use crate::dist::TokenDist;
 use crate::error::Result;
 use crate::tree::DraftTree;
@@ -39,7 +38,7 @@ use crate::tree::DraftTree;
 /// # Ok::<(), speclight::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct IncrementalBuild<'b, F: Frontier = RadixFrontier> {
+pub struct IncrementalBuild<'b, F: Frontier = BinaryFrontier> {
     builder: &'b mut TreeBuilder<F>,
 }
 

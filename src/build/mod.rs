@@ -48,7 +48,6 @@ mod builder;
 pub(crate) mod frontier;
 mod incremental;
 mod path_cache;
-mod radix;
 
 #[cfg(feature = "rayon")]
 pub use batch::build_batch;
@@ -95,5 +94,4 @@ pub mod frontier_comparison {
         BinaryFrontier, Candidate, Child, Frontier, LogKey, PriorityQueueFrontier,
         QuaternaryFrontier, Scored,
     };
-    pub use super::radix::RadixFrontier;
 }
