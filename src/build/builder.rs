@@ -5,6 +5,7 @@ use super::frontier::{
     BinaryFrontier, Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT,
 };
 use super::incremental::IncrementalBuild;
+use super::path_cache::PathCache;
 use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
@@ -56,9 +57,13 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     /// Copied distributions: tokens and log-probabilities, sorted descending.
     arena_tokens: Vec<TokenId>,
     arena_logp: Vec<f64>,
+    /// Probabilities of the shared distribution (context-free builds only:
+    /// copying every expanded distribution's probabilities too was a third
+    /// copy on the general path, issue 16).
     arena_p: Vec<f64>,
-    /// Per tree node: `pi(v)` in linear space, for the OPT curve (an
-    /// underflow to 0 only drops terms below 1e-308 from the sums).
+    /// Context-free builds only, per tree node: `pi(v)` in linear space, for
+    /// the OPT curve (an underflow to 0 only drops terms below 1e-308 from
+    /// the sums). The general path takes `exp` of the key instead.
     reach: Vec<f64>,
     root_span: Span,
     /// Per tree node; `len == 0` until the node is expanded.
@@ -66,7 +71,7 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     /// Context-free model: every node shares the root's span.
     shared: bool,
     opt_curve: Vec<f64>,
-    path: Vec<TokenId>,
+    path: PathCache,
     /// Nodes handed out by [`IncrementalBuild::next_batch`] and not yet fed.
     awaiting: Vec<usize>,
     expansions: usize,
@@ -110,7 +115,7 @@ impl<F: Frontier> TreeBuilder<F> {
             spans: Vec::with_capacity(capacity),
             shared: false,
             opt_curve: Vec::with_capacity(capacity),
-            path: Vec::new(),
+            path: PathCache::default(),
             awaiting: Vec::new(),
             expansions: 0,
         })
@@ -209,8 +214,7 @@ impl<F: Frontier> TreeBuilder<F> {
         self.reset(model.next(&[])?, context_free);
         while let Some(node) = self.advance() {
             self.unexpanded.pop();
-            self.tree.path_tokens(node, &mut self.path);
-            let dist = model.next(&self.path)?;
+            let dist = model.next(self.path.path_to(&self.tree, node))?;
             self.expand(node, dist);
         }
         Ok(&self.tree)
@@ -275,8 +279,7 @@ impl<F: Frontier> TreeBuilder<F> {
             }
             _ => {
                 if let Some(u) = self.unexpanded.pop() {
-                    self.tree.path_tokens(u.item as usize, &mut self.path);
-                    let dist = model.next(&self.path)?;
+                    let dist = model.next(self.path.path_to(&self.tree, u.item as usize))?;
                     self.expand(u.item as usize, dist);
                 }
                 Ok(false)
@@ -295,6 +298,7 @@ impl<F: Frontier> TreeBuilder<F> {
         self.spans.clear();
         self.opt_curve.clear();
         self.awaiting.clear();
+        self.path.clear();
         self.expansions = 0;
         self.shared = context_free;
         // Rank queues pay off once the tree is much larger than the number of
@@ -312,7 +316,9 @@ impl<F: Frontier> TreeBuilder<F> {
         let start = self.arena_tokens.len() as u32;
         self.arena_tokens.extend_from_slice(dist.tokens());
         self.arena_logp.extend_from_slice(dist.log_probs());
-        self.arena_p.extend_from_slice(dist.probs());
+        if self.shared {
+            self.arena_p.extend_from_slice(dist.probs());
+        }
         Span {
             start,
             len: dist.len() as u32,
@@ -433,12 +439,19 @@ impl<F: Frontier> TreeBuilder<F> {
         let node = self.tree.len() as u32;
         self.tree
             .push_unchecked(parent, self.arena_tokens[at], depth, key);
-        let reach = if parent == ROOT {
-            self.arena_p[at]
+        let reach = if self.shared {
+            let reach = if parent == ROOT {
+                self.arena_p[at]
+            } else {
+                self.reach[parent as usize] * self.arena_p[at]
+            };
+            self.reach.push(reach);
+            reach
         } else {
-            self.reach[parent as usize] * self.arena_p[at]
+            // One `exp` per node costs less than copying every expanded
+            // distribution's probabilities (callgrind, docs/benchmarks.md).
+            key.exp()
         };
-        self.reach.push(reach);
         self.opt_curve
             .push(self.opt_curve.last().copied().unwrap_or(0.0) + reach);
         if self.max_depth.is_none_or(|d| depth < d) {

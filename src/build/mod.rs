@@ -38,7 +38,8 @@
 //! exactly would need a rank-path comparison on every tied heap comparison.
 //!
 //! Files: `frontier.rs` (heap keys and queues), `builder.rs` ([`TreeBuilder`]),
-//! `incremental.rs` ([`IncrementalBuild`]), `batch.rs` (`build_batch`, feature
+//! `incremental.rs` ([`IncrementalBuild`]), `path_cache.rs` (the path handed
+//! to the model, rebuilt from the last one), `batch.rs` (`build_batch`, feature
 //! `rayon`).
 
 #[cfg(feature = "rayon")]
@@ -46,6 +47,7 @@ mod batch;
 mod builder;
 pub(crate) mod frontier;
 mod incremental;
+mod path_cache;
 
 #[cfg(feature = "rayon")]
 pub use batch::build_batch;
@@ -59,8 +61,9 @@ use crate::error::{Error, Result};
 ///
 /// Memory is O(P) for a context-free model and O(P k) for one whose `k`-token
 /// distributions depend on the path (each expanded node's distribution is
-/// copied, 20 bytes per token): at this maximum, measured peaks are 63 MiB and
-/// 703 MiB with `k = 32` (`cargo run --release --example max_capacity`;
+/// copied, 12 bytes per token: token and log-probability): at this maximum,
+/// measured peaks are 63 MiB and 703 MiB with `k = 32`, the latter when 20
+/// bytes per token were copied (`cargo run --release --example max_capacity`;
 /// README, "Limits").
 pub const MAX_CAPACITY: usize = 1 << 20;
 
