@@ -9,6 +9,7 @@ use crate::tree::DraftTree;
 
 /// Parent value of a child of the root in [`DraftTree::parent_indices`].
 const TREE_ROOT: u32 = u32::MAX;
+const _: () = assert!(TREE_ROOT.wrapping_add(1) == 0);
 
 /// Everything a tree-attention verifier consumes for one tree, in reusable
 /// buffers. [`VerifierInputs::fill`] overwrites them in place, so a server
@@ -149,12 +150,16 @@ impl VerifierInputs {
         // Exact-size iterators: one reservation, no per-element capacity check.
         self.positions
             .extend(self.depths.iter().map(|&d| base + i64::from(d)));
-        // Tree position of node i's parent.
-        let parent_pos = |p: u32| if p == TREE_ROOT { 0 } else { p as usize + 1 };
+        // Tree position of node i's parent: `TREE_ROOT` (`u32::MAX`) wraps to
+        // 0, every other index moves up by one, without a branch.
+        let parent_pos = |p: u32| p.wrapping_add(1);
         self.parents.clear();
         self.parents.push(NONE);
-        self.parents
-            .extend(tree.parent_indices().iter().map(|&p| parent_pos(p) as i64));
+        self.parents.extend(
+            tree.parent_indices()
+                .iter()
+                .map(|&p| i64::from(parent_pos(p))),
+        );
         Ok(())
     }
 
