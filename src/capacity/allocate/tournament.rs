@@ -5,18 +5,19 @@
 //! two), where a binary heap's sift-down costs up to two per level.
 
 /// Keys are packed `u128`s, larger wins; 0 means "out" (see [`pack`]).
-/// Each internal node holds its match's loser with the loser's key, so a
-/// replay reads one contiguous entry per level.
+/// A key names its player (its low word), so each internal node holds
+/// just its match's loser key and a replay reads one 16-byte entry per
+/// level.
 #[derive(Debug, Default)]
 pub(super) struct Tournament {
     /// One key per leaf, `m` of them (padding leaves stay 0); read only by
     /// [`Tournament::build`].
     keys: Vec<u128>,
-    /// `nodes[node]` for internal nodes `1..m`: the loser of the match
-    /// there and its key; `nodes[0]`: the overall winner.
-    nodes: Vec<(u128, u32)>,
-    /// Scratch for [`Tournament::build`]: the winner below each node.
-    winners: Vec<(u128, u32)>,
+    /// `nodes[node]` for internal nodes `1..m`: the loser key of the match
+    /// there; `nodes[0]`: the overall winner's key.
+    nodes: Vec<u128>,
+    /// Scratch for [`Tournament::build`]: the winner key below each node.
+    winners: Vec<u128>,
 }
 
 /// The key of player `player` whose best next node has log-probability
@@ -24,10 +25,16 @@ pub(super) struct Tournament {
 /// player, as [`crate::build::frontier::LogKey`] orders them. For such
 /// floats the order is the reverse of their bits' order, so the negated
 /// bits go on top; the low word `u32::MAX - player` is never 0 for
-/// `player < u32::MAX`, so a packed key is never "out".
+/// `player < u32::MAX`, so a packed key is never "out", and [`player`]
+/// reads it back.
 pub(super) fn pack(log_prob: f64, player: u32) -> u128 {
     debug_assert!(log_prob <= 0.0 && !log_prob.is_nan() && player < u32::MAX);
     (u128::from(!log_prob.to_bits()) << 32) | u128::from(u32::MAX - player)
+}
+
+/// The player a packed key belongs to.
+fn player(key: u128) -> usize {
+    (u32::MAX - key as u32) as usize
 }
 
 impl Tournament {
@@ -48,43 +55,45 @@ impl Tournament {
     pub(super) fn build(&mut self) {
         let m = self.keys.len();
         self.winners.clear();
-        self.winners.resize(m, (0, 0));
-        self.winners
-            .extend(self.keys.iter().enumerate().map(|(i, &k)| (k, i as u32)));
+        self.winners.resize(m, 0);
+        self.winners.extend_from_slice(&self.keys);
         self.nodes.clear();
-        self.nodes.resize(m, (0, 0));
+        self.nodes.resize(m, 0);
         for node in (1..m).rev() {
             let (a, b) = (self.winners[2 * node], self.winners[2 * node + 1]);
-            let (win, lose) = if a.0 >= b.0 { (a, b) } else { (b, a) };
-            self.winners[node] = win;
-            self.nodes[node] = lose;
+            self.winners[node] = a.max(b);
+            self.nodes[node] = a.min(b);
         }
         self.nodes[0] = self.winners[1];
     }
 
-    /// The current winner and its key (0 once every player is out).
+    /// The current winner and its key; the key is 0 once every player is
+    /// out, and the player is then meaningless.
     #[inline]
     pub(super) fn winner(&self) -> (usize, u128) {
-        let (key, w) = self.nodes[0];
-        (w as usize, key)
+        let key = self.nodes[0];
+        (player(key), key)
     }
 
     /// Gives the current winner a new key (0 takes it out) and replays its
     /// path to the root. O(log m). Only the winner may change: the matches
-    /// off its path are still decided.
+    /// off its path are still decided. Not to be called once all are out.
     #[inline]
     pub(super) fn update_winner(&mut self, key: u128) {
-        let player = self.nodes[0].1;
-        let mut cur = (key, player);
-        let mut node = (player as usize + self.nodes.len()) / 2;
+        let nodes = &mut self.nodes[..];
+        // `m` is a power of two: masking keeps every index below it, which
+        // lets the compiler drop the bounds checks.
+        let mask = nodes.len() - 1;
+        let mut node = (player(nodes[0]) + nodes.len()) / 2;
+        let mut cur = key;
         while node > 0 {
-            let slot = &mut self.nodes[node];
-            if slot.0 > cur.0 {
+            let slot = &mut nodes[node & mask];
+            if *slot > cur {
                 std::mem::swap(slot, &mut cur);
             }
             node /= 2;
         }
-        self.nodes[0] = cur;
+        nodes[0] = cur;
     }
 }
 
