@@ -12,8 +12,7 @@ impl VerifierInputs {
     /// refuses two siblings with one token. O(P log b).
     ///
     /// A counting sort by parent (children land in arena order), then each
-    /// group is sorted by token unless it already is: a builder's tree
-    /// lists children by rank, which for most drafters is token order.
+    /// group is sorted by token unless every group already is.
     pub(super) fn index_children(&mut self) -> Result<()> {
         let n = self.num_positions();
         // Counts at `p + 2`, so that after the prefix sum `child_start[p + 1]`
@@ -36,6 +35,17 @@ impl VerifierInputs {
             *at += 1;
         }
         self.child_start.truncate(n + 1);
+        // One pass over neighbours: two of them share a group iff they share
+        // a parent. A builder's tree lists children by rank, which for most
+        // drafters is token order, so this usually ends the work.
+        let parents = &self.parents;
+        let sorted = self
+            .child_by_token
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 || parents[w[0].1 as usize] != parents[w[1].1 as usize]);
+        if sorted {
+            return Ok(());
+        }
         for p in 0..n {
             let group = &mut self.child_by_token
                 [self.child_start[p] as usize..self.child_start[p + 1] as usize];
