@@ -5,9 +5,10 @@
 //! The total expected accepted length is the sum over the requests' trees,
 //! so the optimum is the `N` most probable nodes across all trees: one
 //! best-first over a merged heap. Each request keeps its own lazy frontier
-//! (as [`crate::TreeBuilder`] does); a global heap holds one entry per request,
-//! keyed by an upper bound on that request's next node (its best candidate
-//! or best unexpanded node). Popping the top request either commits its
+//! (as [`crate::TreeBuilder`] does); a global max-queue (a tournament tree,
+//! `allocate/tournament.rs`) holds one entry per request, keyed by an upper
+//! bound on that request's next node (its best candidate or best
+//! unexpanded node). Taking the top request either commits its
 //! best candidate, when that candidate beats its own unexpanded nodes (then
 //! it beats every other request's bound too, so it is the global next node),
 //! or expands its best unexpanded node (one model call) and re-queues it.
