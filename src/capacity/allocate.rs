@@ -5,9 +5,10 @@
 //! The total expected accepted length is the sum over the requests' trees,
 //! so the optimum is the `N` most probable nodes across all trees: one
 //! best-first over a merged heap. Each request keeps its own lazy frontier
-//! (as [`crate::TreeBuilder`] does); a global heap holds one entry per request,
-//! keyed by an upper bound on that request's next node (its best candidate
-//! or best unexpanded node). Popping the top request either commits its
+//! (as [`crate::TreeBuilder`] does); a global max-queue (a tournament tree,
+//! `allocate/tournament.rs`) holds one entry per request, keyed by an upper
+//! bound on that request's next node (its best candidate or best
+//! unexpanded node). Taking the top request either commits its
 //! best candidate, when that candidate beats its own unexpanded nodes (then
 //! it beats every other request's bound too, so it is the global next node),
 //! or expands its best unexpanded node (one model call) and re-queues it.
@@ -23,14 +24,13 @@
 //! runs the merged best-first, never past a request's cap. The test
 //! `brute_force_optimal_with_limits` checks this against enumeration.
 
-use crate::build::frontier::{LogKey, Scored};
+mod tournament;
+
 use crate::build::{check_capacity, TreeBuilder};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
-use std::cmp::Reverse;
-use std::collections::binary_heap::PeekMut;
-use std::collections::BinaryHeap;
+use tournament::{pack, Tournament};
 
 /// Per-request bounds on the number of draft tokens.
 ///
@@ -86,24 +86,11 @@ impl Allocation {
     }
 }
 
-/// A request in the global heap, keyed by the bound on its next node; the
-/// lower request index wins ties (it is in the score), so allocations are
-/// deterministic.
-type Queued = Scored<(LogKey, Reverse<u32>), u32>;
-
-/// The heap entry of request `request` whose next node has key at most `key`.
-fn queued(key: f64, request: u32) -> Queued {
-    Scored {
-        score: (LogKey::new(key), Reverse(request)),
-        item: request,
-    }
-}
-
 /// Splits one verifier pass of `N` draft tokens among `B` requests
 /// optimally (see the module docs). Reuse it across steps: its per-request
 /// buffers are kept.
 ///
-/// Time O(N log N + B log B + expansions x log B), plus one model call per
+/// Time O(N log N + B + (N + expansions) x log B), plus one model call per
 /// expanded node (one per request for context-free models); space O(N + B +
 /// the expanded distributions).
 ///
@@ -127,7 +114,10 @@ pub struct BatchAllocator {
     max_depth: Option<u32>,
     /// One reused builder per request slot, stepped by the merged heap.
     states: Vec<TreeBuilder>,
-    queue: BinaryHeap<Queued>,
+    /// The merged heap: a tournament over the requests, keyed by the bound
+    /// on each one's next node (ties to the lower request, so allocations
+    /// are deterministic).
+    queue: Tournament,
 }
 
 impl BatchAllocator {
@@ -142,7 +132,7 @@ impl BatchAllocator {
             budget,
             max_depth: None,
             states: Vec::new(),
-            queue: BinaryHeap::new(),
+            queue: Tournament::default(),
         })
     }
 
@@ -214,7 +204,7 @@ impl BatchAllocator {
         while self.states.len() < b {
             self.states.push(TreeBuilder::new(1)?);
         }
-        self.queue.clear();
+        self.queue.reset(b);
         let mut used = 0;
         // Phase 1: every request up to its minimum, on its own.
         for (i, (state, model)) in self.states.iter_mut().zip(models.iter_mut()).enumerate() {
@@ -236,26 +226,22 @@ impl BatchAllocator {
             }
             used += state.tree().len();
             if let Some(key) = state.next_key_bound().filter(|_| l.max > 0) {
-                self.queue.push(queued(key, i as u32));
+                self.queue.set(i, pack(key, i as u32));
             }
         }
+        self.queue.build();
         // Phase 2: the merged best-first over what is left of the budget.
         while used < self.budget {
-            let Some(mut top) = self.queue.peek_mut() else {
-                break;
-            };
-            let i = top.item as usize;
+            let (i, key) = self.queue.winner();
+            if key == 0 {
+                break; // every request is out
+            }
             let state = &mut self.states[i];
             if state.step(&mut models[i])? {
                 used += 1;
             }
-            // Re-key the top in place (one sift-down instead of a pop and a push).
-            match state.next_key_bound() {
-                Some(key) => top.score.0 = LogKey::new(key),
-                None => {
-                    PeekMut::pop(top);
-                }
-            }
+            let next = state.next_key_bound().map_or(0, |k| pack(k, i as u32));
+            self.queue.update_winner(next);
         }
         let requests: Vec<RequestAllocation> = self.states[..b]
             .iter()

@@ -9,6 +9,7 @@ use crate::tree::DraftTree;
 
 /// Parent value of a child of the root in [`DraftTree::parent_indices`].
 const TREE_ROOT: u32 = u32::MAX;
+const _: () = assert!(TREE_ROOT.wrapping_add(1) == 0);
 
 /// Everything a tree-attention verifier consumes for one tree, in reusable
 /// buffers. [`VerifierInputs::fill`] overwrites them in place, so a server
@@ -109,15 +110,22 @@ impl VerifierInputs {
                 max: MAX_TREE_NODES,
             });
         }
-        self.fill_nodes(tree, context_len, root)?;
+        let max_depth = tree.max_depth();
+        self.fill_nodes(tree, max_depth, context_len, root)?;
         self.fill_mask();
         self.fill_links();
-        self.fill_retrieve(tree.max_depth() as usize + 1);
+        self.fill_retrieve(max_depth as usize + 1);
         self.index_children()
     }
 
     /// Tokens, depths, position ids and parents, root first. O(P).
-    fn fill_nodes(&mut self, tree: &DraftTree, context_len: usize, root: TokenId) -> Result<()> {
+    fn fill_nodes(
+        &mut self,
+        tree: &DraftTree,
+        max_depth: u32,
+        context_len: usize,
+        root: TokenId,
+    ) -> Result<()> {
         let base = context_len
             .checked_sub(1)
             .and_then(|b| i64::try_from(b).ok())
@@ -132,32 +140,39 @@ impl VerifierInputs {
         self.depths.clear();
         self.depths.push(0);
         self.depths.extend_from_slice(tree.depths());
-        self.positions.clear();
-        for &d in &self.depths {
-            let pos = base.checked_add(i64::from(d)).ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "position id {base} + {d} overflows i64 (context length {context_len})"
-                ))
-            })?;
-            self.positions.push(pos);
+        // Depths are at most the tree's max depth: one overflow check for all.
+        if base.checked_add(i64::from(max_depth)).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "position id {base} + {max_depth} overflows i64 (context length {context_len})"
+            )));
         }
-        // Tree position of node i's parent.
-        let parent_pos = |p: u32| if p == TREE_ROOT { 0 } else { p as usize + 1 };
+        self.positions.clear();
+        // Exact-size iterators: one reservation, no per-element capacity check.
+        self.positions
+            .extend(self.depths.iter().map(|&d| base + i64::from(d)));
+        // Tree position of node i's parent: `TREE_ROOT` (`u32::MAX`) wraps to
+        // 0, every other index moves up by one, without a branch.
+        let parent_pos = |p: u32| p.wrapping_add(1);
         self.parents.clear();
         self.parents.push(NONE);
-        self.parents
-            .extend(tree.parent_indices().iter().map(|&p| parent_pos(p) as i64));
+        self.parents.extend(
+            tree.parent_indices()
+                .iter()
+                .map(|&p| i64::from(parent_pos(p))),
+        );
         Ok(())
     }
 
     /// First child / next sibling in arena order: prepend while scanning
-    /// backwards. O(P).
+    /// backwards. O(P). `next_sibling` is not pre-filled: the scan writes
+    /// every entry but the root's.
     fn fill_links(&mut self) {
         let n = self.num_positions();
         self.first_child.clear();
         self.first_child.resize(n, NONE);
-        self.next_sibling.clear();
+        // Keeps the old entries: each is overwritten below.
         self.next_sibling.resize(n, NONE);
+        self.next_sibling[0] = NONE;
         for j in (1..n).rev() {
             let p = self.parents[j] as usize;
             self.next_sibling[j] = self.first_child[p];
@@ -166,21 +181,23 @@ impl VerifierInputs {
     }
 
     /// Retrieve indices: one row of `cols` per leaf (tree-position order),
-    /// root first. O(leaves * cols).
+    /// root first. O(leaves * cols), every entry written once: the leaves
+    /// are counted first so the buffer is sized once, then each row gets
+    /// its path (walked up from the leaf) and its padding.
     fn fill_retrieve(&mut self, cols: usize) {
-        let n = self.num_positions();
+        let leaves = self.first_child.iter().filter(|&&c| c == NONE).count();
         self.retrieve_cols = cols;
-        self.retrieve.clear();
-        for leaf in (0..n).filter(|&j| self.first_child[j] == NONE) {
-            let start = self.retrieve.len();
-            self.retrieve.resize(start + cols, NONE);
+        // Keeps the old entries: each is overwritten below.
+        self.retrieve.resize(leaves * cols, NONE);
+        self.retrieve.truncate(leaves * cols);
+        let leaf_ids = (0..self.first_child.len()).filter(|&j| self.first_child[j] == NONE);
+        for (row, leaf) in self.retrieve.chunks_exact_mut(cols).zip(leaf_ids) {
+            let depth = self.depths[leaf] as usize;
+            row[depth + 1..].fill(NONE);
             let mut j = leaf;
-            loop {
-                self.retrieve[start + self.depths[j] as usize] = j as i64;
-                if j == 0 {
-                    break;
-                }
-                j = self.parents[j] as usize;
+            for slot in row[..=depth].iter_mut().rev() {
+                *slot = j as i64;
+                j = self.parents[j] as usize; // the root's -1 is never used
             }
         }
     }

@@ -21,20 +21,14 @@ impl VerifierInputs {
         if n == 0 {
             return;
         }
-        let (first, rest) = self.mask_words.split_at_mut(wpr);
-        first.fill(0);
-        first[0] = 1;
-        for j in 1..n {
-            let p = self.parents[j] as usize;
-            // Parents come first: row p is in `first` or in `rest[..(j-1)*wpr]`.
-            let (done, row) = rest.split_at_mut((j - 1) * wpr);
-            let row = &mut row[..wpr];
-            row.copy_from_slice(if p == 0 {
-                &*first
-            } else {
-                &done[(p - 1) * wpr..p * wpr]
-            });
-            row[j / 64] |= 1 << (j % 64);
+        let words = &mut self.mask_words[..];
+        words[..wpr].fill(0);
+        words[0] = 1;
+        for (j, &p) in self.parents.iter().enumerate().skip(1) {
+            // Parents come first: row p is already written.
+            let p = p as usize;
+            words.copy_within(p * wpr..(p + 1) * wpr, j * wpr);
+            words[j * wpr + j / 64] |= 1 << (j % 64);
         }
     }
 

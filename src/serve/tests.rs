@@ -106,6 +106,21 @@ proptest! {
         }
     }
 
+    /// Reused buffers keep stale entries that `fill` overwrites instead of
+    /// clearing (issue 16): after any sequence of trees, larger and smaller,
+    /// every field equals a fresh fill's.
+    #[test]
+    fn reused_inputs_equal_fresh_ones(seeds in prop::collection::vec((0u64..1_000_000, 0usize..150), 1..6)) {
+        let mut reused = VerifierInputs::new();
+        for (seed, n) in seeds {
+            let t = random_tree(seed, n, 6);
+            reused.fill(&t, 10, 999).unwrap();
+            let mut fresh = VerifierInputs::new();
+            fresh.fill(&t, 10, 999).unwrap();
+            prop_assert_eq!(format!("{reused:?}"), format!("{fresh:?}"));
+        }
+    }
+
     #[test]
     fn walk_accepts_exactly_the_longest_matching_path(seed in 0u64..1_000_000, n in 0usize..80) {
         let t = random_tree(seed, n, 3);

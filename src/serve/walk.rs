@@ -10,29 +10,48 @@ use crate::tree::walk;
 impl VerifierInputs {
     /// Children sorted by token (CSR), for O(log b) look-ups in the walk;
     /// refuses two siblings with one token. O(P log b).
+    ///
+    /// A counting sort by parent (children land in arena order), then each
+    /// group is sorted by token unless every group already is.
     pub(super) fn index_children(&mut self) -> Result<()> {
         let n = self.num_positions();
+        // Counts at `p + 2`, so that after the prefix sum `child_start[p + 1]`
+        // is group p's start, the scatter's cursor; the scatter leaves it at
+        // group p's end, which is group p + 1's start.
         self.child_start.clear();
-        self.child_start.resize(n + 1, 0);
-        for j in 1..n {
-            self.child_start[self.parents[j] as usize + 1] += 1;
+        self.child_start.resize(n + 2, 0);
+        for &p in &self.parents[1..] {
+            self.child_start[p as usize + 2] += 1;
         }
-        for j in 0..n {
-            self.child_start[j + 1] += self.child_start[j];
+        for j in 2..n + 2 {
+            self.child_start[j] += self.child_start[j - 1];
         }
-        self.child_by_token.clear();
+        // Keeps the old entries: each is overwritten by the scatter.
         self.child_by_token.resize(n - 1, (0, 0));
-        // Fill each group in first_child/next_sibling order, then sort it.
+        self.child_by_token.truncate(n - 1);
+        for (j, (&p, &token)) in self.parents.iter().zip(&self.tokens).enumerate().skip(1) {
+            let at = &mut self.child_start[p as usize + 1];
+            self.child_by_token[*at as usize] = (token, j as u32);
+            *at += 1;
+        }
+        self.child_start.truncate(n + 1);
+        // One pass over neighbours: two of them share a group iff they share
+        // a parent. A builder's tree lists children by rank, which for most
+        // drafters is token order, so this usually ends the work.
+        let parents = &self.parents;
+        let sorted = self
+            .child_by_token
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 || parents[w[0].1 as usize] != parents[w[1].1 as usize]);
+        if sorted {
+            return Ok(());
+        }
         for p in 0..n {
-            let mut at = self.child_start[p] as usize;
-            let mut c = self.first_child[p];
-            while c != super::NONE {
-                self.child_by_token[at] = (self.tokens[c as usize], c as u32);
-                at += 1;
-                c = self.next_sibling[c as usize];
-            }
             let group = &mut self.child_by_token
                 [self.child_start[p] as usize..self.child_start[p + 1] as usize];
+            if group.windows(2).all(|w| w[0].0 < w[1].0) {
+                continue;
+            }
             group.sort_unstable();
             if let Some(w) = group.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(Error::InvalidTree {
