@@ -309,31 +309,7 @@ fn bound_report<'py>(
             Certificate::compute(tree, &mut verifier, capacity, opts)
         })
         .or_value_error()?;
-    let value = |b: Option<speclight::BoundValue>| b.map(|b| b.value());
-    let closed_form = cert
-        .renewal_bound
-        .is_some_and(|b| b.closed_form().is_some());
-    let mut doc = serde_json::json!({
-        "capacity": cert.capacity,
-        "max_depth": cert.max_depth,
-        "entropy": moments.entropy,
-        "second_log_moment": moments.second_log_moment,
-        "optimal_expected_accepted": cert.optimal_expected_accepted,
-        "lambda": cert.lambda,
-        "dual_certificate": cert.dual_certificate,
-        "renewal_bound_optimized": value(cert.renewal_bound_optimized),
-        "renewal_bound": value(cert.renewal_bound),
-        "paper_bound": value(cert.paper_bound),
-        "certified": cert.certified,
-        "closed_form": closed_form,
-        "links": cert.links,
-    });
-    if !closed_form {
-        doc["note"] = serde_json::json!(
-            "entropy is 0: no finite closed form; the bounds shown are the trivial cap min(P, D)"
-        );
-    }
-    to_python(py, &doc)
+    to_python(py, &cert.report_json(&moments))
 }
 
 /// What `speclight check --json` prints: the certificate's fields, then the

@@ -397,6 +397,41 @@ pub fn check<M: NextTokenModel + ?Sized>(
     check_with(tree, verifier, capacity, &CheckOptions::default())
 }
 
+impl Certificate {
+    /// What `speclight bound --json` prints (and Python's
+    /// `speclight.certificate` returns): the certificate's fields with the
+    /// verifier's entropy `mu` and second log-moment `mu2`, and a note when
+    /// `mu = 0` leaves no closed form.
+    #[cfg(feature = "serde")]
+    pub fn report_json(&self, moments: &Moments) -> serde_json::Value {
+        let value = |b: Option<BoundValue>| b.map(|b| b.value());
+        let closed_form = self
+            .renewal_bound
+            .is_some_and(|b| b.closed_form().is_some());
+        let mut doc = serde_json::json!({
+            "capacity": self.capacity,
+            "max_depth": self.max_depth,
+            "entropy": moments.entropy,
+            "second_log_moment": moments.second_log_moment,
+            "optimal_expected_accepted": self.optimal_expected_accepted,
+            "lambda": self.lambda,
+            "dual_certificate": self.dual_certificate,
+            "renewal_bound_optimized": value(self.renewal_bound_optimized),
+            "renewal_bound": value(self.renewal_bound),
+            "paper_bound": value(self.paper_bound),
+            "certified": self.certified,
+            "closed_form": closed_form,
+            "links": self.links,
+        });
+        if !closed_form {
+            doc["note"] = serde_json::json!(
+                "entropy is 0: no finite closed form; the bounds shown are the trivial cap min(P, D)"
+            );
+        }
+        doc
+    }
+}
+
 /// [`Certificate::compute`], then fail on the first violated link.
 ///
 /// Cost: one evaluation of the tree, the enumerations of [`optimal_value`]

@@ -75,32 +75,8 @@ fn from_dist(spec: &str, args: &Args) -> Result<()> {
         ..CheckOptions::default()
     };
     let cert = Certificate::compute(tree, &mut verifier, args.capacity, &opts)?;
-    let value = |b: Option<speclight::BoundValue>| b.map(|b| b.value());
-    let closed_form = cert
-        .renewal_bound
-        .is_some_and(|b| b.closed_form().is_some());
     let text = if args.json {
-        let mut doc = serde_json::json!({
-            "capacity": cert.capacity,
-            "max_depth": cert.max_depth,
-            "entropy": moments.entropy,
-            "second_log_moment": moments.second_log_moment,
-            "optimal_expected_accepted": cert.optimal_expected_accepted,
-            "lambda": cert.lambda,
-            "dual_certificate": cert.dual_certificate,
-            "renewal_bound_optimized": value(cert.renewal_bound_optimized),
-            "renewal_bound": value(cert.renewal_bound),
-            "paper_bound": value(cert.paper_bound),
-            "certified": cert.certified,
-            "closed_form": closed_form,
-            "links": cert.links,
-        });
-        if !closed_form {
-            doc["note"] = serde_json::json!(
-                "entropy is 0: no finite closed form; the bounds shown are the trivial cap min(P, D)"
-            );
-        }
-        serde_json::to_string_pretty(&doc)? + "\n"
+        serde_json::to_string_pretty(&cert.report_json(&moments))? + "\n"
     } else {
         cert.to_string()
     };
