@@ -11,8 +11,8 @@
 //! [`super::totals`] for what they support).
 
 use super::totals::DraftTotals;
-use super::{count, MetricsFormat};
-use crate::error::{Error, Result};
+use super::MetricsFormat;
+use crate::error::Result;
 use serde_json::Value;
 
 fn timings(record: &Value) -> Option<&Value> {
@@ -33,29 +33,11 @@ pub fn looks_like(record: &Value) -> bool {
 /// [`Error::Metrics`] naming the record for a missing `draft_n_accepted`, a
 /// bad count, or more accepted than drafted tokens.
 pub fn parse(records: &[Value]) -> Result<DraftTotals> {
-    let mut totals = DraftTotals {
-        format: MetricsFormat::LlamacppTimings,
-        records: 0,
-        draft_tokens: 0,
-        accepted_tokens: 0,
-    };
-    for (r, record) in records.iter().enumerate() {
-        let Some(t) = timings(record).filter(|t| t.get("draft_n").is_some()) else {
-            continue;
-        };
-        let drafted = count(&t["draft_n"], &format!("record {r}: draft_n"))?;
-        let accepted = t
-            .get("draft_n_accepted")
-            .ok_or_else(|| Error::Metrics(format!("record {r}: missing counter draft_n_accepted")))
-            .and_then(|v| count(v, &format!("record {r}: draft_n_accepted")))?;
-        if accepted > drafted {
-            return Err(Error::Metrics(format!(
-                "inconsistent totals: record {r}: draft_n_accepted {accepted} > draft_n {drafted}"
-            )));
-        }
-        totals.records += 1;
-        totals.draft_tokens = totals.draft_tokens.saturating_add(drafted);
-        totals.accepted_tokens = totals.accepted_tokens.saturating_add(accepted);
-    }
-    Ok(totals)
+    DraftTotals::sum_records(
+        MetricsFormat::LlamacppTimings,
+        records,
+        |record| timings(record).filter(|t| t.get("draft_n").is_some()),
+        "draft_n",
+        "draft_n_accepted",
+    )
 }

@@ -33,6 +33,51 @@ pub struct DraftTotals {
 }
 
 impl DraftTotals {
+    /// Sums the drafted and accepted counts of every record `object_of`
+    /// finds an object in (records it skips carried no draft), read from
+    /// the keys `drafted` and `accepted`: the loop every totals-only format
+    /// shares. O(records).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`] naming the record for a missing accepted count, a
+    /// bad count, or more accepted than drafted tokens.
+    pub(super) fn sum_records<'a>(
+        format: MetricsFormat,
+        records: &'a [serde_json::Value],
+        object_of: impl Fn(&'a serde_json::Value) -> Option<&'a serde_json::Value>,
+        drafted: &str,
+        accepted: &str,
+    ) -> Result<Self> {
+        let mut totals = DraftTotals {
+            format,
+            records: 0,
+            draft_tokens: 0,
+            accepted_tokens: 0,
+        };
+        for (r, record) in records.iter().enumerate() {
+            let Some(object) = object_of(record) else {
+                continue;
+            };
+            let read = |key: &str| {
+                object
+                    .get(key)
+                    .ok_or_else(|| Error::Metrics(format!("record {r}: missing counter {key}")))
+                    .and_then(|v| super::count(v, &format!("record {r}: {key}")))
+            };
+            let (d, a) = (read(drafted)?, read(accepted)?);
+            if a > d {
+                return Err(Error::Metrics(format!(
+                    "inconsistent totals: record {r}: {accepted} {a} > {drafted} {d}"
+                )));
+            }
+            totals.records += 1;
+            totals.draft_tokens = totals.draft_tokens.saturating_add(d);
+            totals.accepted_tokens = totals.accepted_tokens.saturating_add(a);
+        }
+        Ok(totals)
+    }
+
     /// At least one record with drafted tokens, `accepted <= drafted`.
     ///
     /// # Errors

@@ -15,8 +15,8 @@
 //! `speculative_decoding` object itself; `acceptance_rate` is not read.
 
 use super::totals::DraftTotals;
-use super::{count, MetricsFormat};
-use crate::error::{Error, Result};
+use super::MetricsFormat;
+use crate::error::Result;
 use serde_json::Value;
 
 fn block(record: &Value) -> Option<&Value> {
@@ -40,34 +40,11 @@ pub fn looks_like(record: &Value) -> bool {
 /// [`Error::Metrics`] naming the record for a missing accepted count, a bad
 /// count, or more accepted than drafted tokens.
 pub fn parse(records: &[Value]) -> Result<DraftTotals> {
-    let mut totals = DraftTotals {
-        format: MetricsFormat::TensorrtllmPerfMetrics,
-        records: 0,
-        draft_tokens: 0,
-        accepted_tokens: 0,
-    };
-    for (r, record) in records.iter().enumerate() {
-        let Some(b) = block(record) else { continue };
-        let drafted = count(
-            &b["total_draft_tokens"],
-            &format!("record {r}: total_draft_tokens"),
-        )?;
-        let accepted = b
-            .get("total_accepted_draft_tokens")
-            .ok_or_else(|| {
-                Error::Metrics(format!(
-                    "record {r}: missing counter total_accepted_draft_tokens"
-                ))
-            })
-            .and_then(|v| count(v, &format!("record {r}: total_accepted_draft_tokens")))?;
-        if accepted > drafted {
-            return Err(Error::Metrics(format!(
-                "inconsistent totals: record {r}: total_accepted_draft_tokens {accepted} > total_draft_tokens {drafted}"
-            )));
-        }
-        totals.records += 1;
-        totals.draft_tokens = totals.draft_tokens.saturating_add(drafted);
-        totals.accepted_tokens = totals.accepted_tokens.saturating_add(accepted);
-    }
-    Ok(totals)
+    DraftTotals::sum_records(
+        MetricsFormat::TensorrtllmPerfMetrics,
+        records,
+        block,
+        "total_draft_tokens",
+        "total_accepted_draft_tokens",
+    )
 }
