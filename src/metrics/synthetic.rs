@@ -160,6 +160,11 @@ impl SimulatedChain {
         h
     }
 
+    /// Accepted draft tokens over the steps in `range`.
+    fn accepted_in(&self, range: std::ops::Range<usize>) -> u64 {
+        self.accepted[range].iter().map(|&a| u64::from(a)).sum()
+    }
+
     /// `[0, n)` split into `parts` consecutive non-empty ranges (fewer if `n < parts`).
     fn split(&self, parts: usize) -> Vec<std::ops::Range<usize>> {
         let n = self.accepted.len();
@@ -190,10 +195,7 @@ impl SimulatedChain {
                 let value = match c {
                     0 => steps,
                     1 => steps * self.draft_length as u64,
-                    _ => self.accepted[range.clone()]
-                        .iter()
-                        .map(|&a| u64::from(a))
-                        .sum(),
+                    _ => self.accepted_in(range.clone()),
                 };
                 let _ = writeln!(
                     out,
@@ -223,7 +225,7 @@ impl SimulatedChain {
     pub fn to_mistralrs_prometheus(&self) -> String {
         let h = self.histogram(0..self.accepted.len());
         let steps = self.accepted.len() as u64;
-        let accepted: u64 = self.accepted.iter().map(|&a| u64::from(a)).sum();
+        let accepted = self.accepted_in(0..self.accepted.len());
         let totals = [
             ("drafts", steps),
             ("draft_tokens_proposed", steps * self.draft_length as u64),
@@ -255,7 +257,7 @@ impl SimulatedChain {
             .into_iter()
             .map(|range| {
                 let steps = range.len() as u64;
-                let accepted: u64 = self.accepted[range].iter().map(|&a| u64::from(a)).sum();
+                let accepted = self.accepted_in(range);
                 json!({
                     "content": "",
                     "stop": true,
@@ -283,7 +285,7 @@ impl SimulatedChain {
             .enumerate()
             .map(|(i, range)| {
                 let steps = range.len() as u64;
-                let accepted: u64 = self.accepted[range].iter().map(|&a| u64::from(a)).sum();
+                let accepted = self.accepted_in(range);
                 json!({
                     "request_id": i,
                     "perf_metrics": {
@@ -312,7 +314,7 @@ impl SimulatedChain {
             .map(|(i, range)| {
                 let h = self.histogram(range.clone());
                 let steps = range.len() as u64;
-                let accepted: u64 = h.iter().enumerate().map(|(a, n)| a as u64 * n).sum();
+                let accepted = self.accepted_in(range);
                 json!({
                     "id": format!("cmpl-{i}"),
                     "choices": [{"index": 0, "text": ""}],
@@ -340,7 +342,7 @@ impl SimulatedChain {
             .map(|(i, range)| {
                 let h = self.histogram(range.clone());
                 let steps = range.len() as u64;
-                let accepted: u64 = h.iter().enumerate().map(|(a, n)| a as u64 * n).sum();
+                let accepted = self.accepted_in(range);
                 let completion = accepted + steps;
                 json!({
                     "text": "",
