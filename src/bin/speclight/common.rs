@@ -39,6 +39,20 @@ pub fn load_dist(flag: &str, spec_text: &str) -> Result<TokenDist> {
     parse_dist(spec_text).with_context(|| format!("--{flag}"))
 }
 
+/// `--max-capacity`, or by default the profile's largest measured token
+/// count (`solve` and its `--batch-sizes` schedule).
+pub fn max_capacity_or_profile(given: Option<usize>, last_tokens: u64) -> Result<usize> {
+    match given {
+        Some(n) => Ok(n),
+        None => match usize::try_from(last_tokens) {
+            Ok(n) if n > 0 => Ok(n),
+            _ => anyhow::bail!(
+                "the latency profile has no point above 0 tokens: give --max-capacity"
+            ),
+        },
+    }
+}
+
 /// Reads a whole text file with a clear error for missing files and non-UTF-8 bytes.
 pub fn read_text(path: &Path) -> Result<String> {
     // At most the input limit is read, whatever size the file claims (a

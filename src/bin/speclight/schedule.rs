@@ -1,7 +1,7 @@
 //! `speclight solve --batch-sizes`: the best capacity and depth per batch
 //! size, and the same schedule as server settings (vLLM, SGLang).
 
-use crate::common::{emit, load_dist, read_text};
+use crate::common::{emit, load_dist, max_capacity_or_profile, read_text};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use speclight::capacity::{
@@ -34,13 +34,7 @@ pub fn run(inputs: Inputs<'_>) -> Result<()> {
         (None, Some(t)) => LatencyProfile::constant(t).context("--draft-step")?,
         (None, None) => bail!("--batch-sizes charges the drafter per step: give --draft-step or --draft-batch-profile"),
     };
-    let max_capacity = match inputs.max_capacity {
-        Some(n) => n,
-        None => match usize::try_from(profile.last_tokens()) {
-            Ok(n) if n > 0 => n,
-            _ => bail!("the latency profile has no point above 0 tokens: give --max-capacity"),
-        },
-    };
+    let max_capacity = max_capacity_or_profile(inputs.max_capacity, profile.last_tokens())?;
     let cost = ScheduleCost::new(profile, draft, inputs.overhead).context("cost model")?;
     let scheduler = Scheduler::new(cost, max_capacity, inputs.max_depth)?;
     let mut drafter = Iid::new(load_dist("dist", inputs.dist)?);

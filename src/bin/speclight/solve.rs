@@ -1,7 +1,7 @@
 //! `speclight solve`: the capacity and depth limit that maximise tokens per
 //! second, and the speed of light (docs/THEORY.md section 5).
 
-use crate::common::{emit, load_dist, load_profile};
+use crate::common::{emit, load_dist, load_profile, max_capacity_or_profile};
 use anyhow::{bail, Context, Result};
 use speclight::capacity::{CapacitySolver, CostModel, DraftCost, Solution};
 use speclight::Iid;
@@ -84,13 +84,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, Some(t)) => DraftCost::PerStep(t),
         (None, None) => bail!("give --draft-step or --draft-profile"),
     };
-    let max_capacity = match args.max_capacity {
-        Some(n) => n,
-        None => match usize::try_from(verifier_t.last_tokens()) {
-            Ok(n) if n > 0 => n,
-            _ => bail!("the latency profile has no point above 0 tokens: give --max-capacity"),
-        },
-    };
+    let max_capacity = max_capacity_or_profile(args.max_capacity, verifier_t.last_tokens())?;
     let cost = CostModel::new(verifier_t, draft, args.overhead).context("cost model")?;
     let solver = CapacitySolver::new(cost, max_capacity, args.max_depth)?;
     let solution = match &args.verifier {
