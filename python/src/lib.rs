@@ -18,7 +18,6 @@ mod errors;
 mod evaluate;
 mod functions;
 mod inputs;
-mod level_uniform;
 mod sglang;
 mod sources;
 mod tree;

@@ -7,14 +7,13 @@ use numpy::PyArray1;
 use pyo3::prelude::*;
 use speclight::deploy::DEFAULT_MAX_RANK;
 use speclight::format::{
-    from_rank_paths, is_level_uniform, medusa_choices_string, to_rank_paths, vllm_tree_string,
-    RankRule,
+    from_rank_paths, level_uniform_violation, medusa_choices_string, to_rank_paths,
+    vllm_tree_string, RankRule,
 };
 use speclight::DraftTree;
 
 use crate::arrays::int64_array;
 use crate::errors::{value_error, OrValueError};
-use crate::level_uniform::first_violation;
 
 /// A draft tree. Node `i`'s parent is `parents[i] < i`, or -1 for a child of
 /// the root (the last accepted token). Immutable.
@@ -154,9 +153,7 @@ impl PyTree {
     /// different tree than the one printed).
     fn to_vllm(&self) -> PyResult<String> {
         let paths = self.rank_paths_sorted()?;
-        if !is_level_uniform(&paths) {
-            let detail = first_violation(&paths)
-                .unwrap_or_else(|| "the children differ between nodes of a level".into());
+        if let Some(detail) = level_uniform_violation(&paths) {
             return Err(value_error(format!(
                 "the tree is not level-uniform, so vLLM would not draft it as written (its \
                  EAGLE proposer drafts the same top-ranked children below every node of a \

@@ -46,8 +46,8 @@ pub use dot::to_dot;
 pub use json::{NodeJson, TreeJson};
 pub use medusa::{medusa_choices_string, parse_medusa_choices};
 pub use rank_paths::{
-    check_total_path_length, from_rank_paths, is_level_uniform, sort_breadth_first, to_rank_paths,
-    total_path_length, RankRule, MAX_TOTAL_PATH_LENGTH,
+    check_total_path_length, from_rank_paths, is_level_uniform, level_uniform_violation,
+    sort_breadth_first, to_rank_paths, total_path_length, RankRule, MAX_TOTAL_PATH_LENGTH,
 };
 pub use vllm::{parse_vllm_tree, vllm_tree_string};
 

@@ -252,39 +252,95 @@ pub fn check_total_path_length(tree: &DraftTree) -> Result<()> {
 /// assert!(!is_level_uniform(&[vec![0], vec![1], vec![0, 0]]));
 /// ```
 pub fn is_level_uniform(paths: &[Vec<u32>]) -> bool {
+    level_uniform_violation(paths).is_none()
+}
+
+/// Why a tree is not level-uniform ([`is_level_uniform`]), in words: the
+/// first offence breadth-first, either a child rank with a gap below it or
+/// a node with a different number of children than the first node of its
+/// level (nodes on the deepest level have none and are not compared).
+/// `None` when the tree is level-uniform. O(sum of path lengths) after an
+/// O(n log n) breadth-first sort.
+///
+/// # Examples
+///
+/// ```
+/// use speclight::format::level_uniform_violation;
+/// assert_eq!(
+///     level_uniform_violation(&[vec![0], vec![1], vec![0, 0]]).unwrap(),
+///     "level 1: node [1] has 0 children but node [0] has 1"
+/// );
+/// ```
+pub fn level_uniform_violation(paths: &[Vec<u32>]) -> Option<String> {
     let mut sorted = paths.to_vec();
     sort_breadth_first(&mut sorted);
-    // Children count per parent path, and the expected count per level.
-    let mut kids: HashMap<&[u32], u32> = HashMap::new();
-    for p in &sorted {
-        if let Some((&rank, parent)) = p.split_last() {
-            let count = kids.entry(parent).or_insert(0);
-            if rank != *count {
-                return false; // ranks must be 0, 1, ... without gaps
-            }
-            *count += 1;
+    let mut children: HashMap<&[u32], u32> = HashMap::new();
+    for path in &sorted {
+        let Some((&rank, parent)) = path.split_last() else {
+            continue; // the root has no rank
+        };
+        let count = children.entry(parent).or_insert(0);
+        if rank != *count {
+            return Some(format!(
+                "node {path:?} has rank {rank} but {} has {count} children of lower rank \
+                 (ranks must be 0, 1, ... without gaps)",
+                node_name(parent)
+            ));
         }
+        *count += 1;
     }
-    let max_len = sorted.last().map_or(0, Vec::len);
-    let mut per_level: Vec<Option<u32>> = vec![None; max_len + 1];
-    let parents = std::iter::once(&[][..]).chain(sorted.iter().map(Vec::as_slice));
-    for parent in parents {
-        if parent.len() >= max_len {
-            continue;
-        }
-        let k = kids.get(parent).copied().unwrap_or(0);
-        match per_level[parent.len()] {
-            None => per_level[parent.len()] = Some(k),
-            Some(want) if want != k => return false,
+    let deepest = sorted.last().map_or(0, Vec::len);
+    // The first node seen at each level and its number of children.
+    let mut first: Vec<Option<(&[u32], u32)>> = vec![None; deepest];
+    let nodes = std::iter::once(&[][..]).chain(sorted.iter().map(Vec::as_slice));
+    for node in nodes.filter(|n| n.len() < deepest) {
+        let k = children.get(node).copied().unwrap_or(0);
+        match first[node.len()] {
+            None => first[node.len()] = Some((node, k)),
+            Some((other, want)) if want != k => {
+                return Some(format!(
+                    "level {}: {} has {k} children but {} has {want}",
+                    node.len(),
+                    node_name(node),
+                    node_name(other)
+                ))
+            }
             Some(_) => {}
         }
     }
-    true
+    None
+}
+
+/// A node by its rank path; the empty path is the root.
+fn node_name(path: &[u32]) -> String {
+    if path.is_empty() {
+        "the root".into()
+    } else {
+        format!("node {path:?}")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn level_uniform_violation_names_the_first_offence() {
+        let uneven = [vec![0], vec![1], vec![0, 0]];
+        assert_eq!(
+            level_uniform_violation(&uneven).unwrap(),
+            "level 1: node [1] has 0 children but node [0] has 1"
+        );
+        let gap = [vec![0], vec![2]];
+        assert!(level_uniform_violation(&gap)
+            .unwrap()
+            .starts_with("node [2] has rank 2"));
+        assert_eq!(
+            level_uniform_violation(&[vec![0], vec![1], vec![0, 0], vec![1, 0]]),
+            None
+        );
+        assert_eq!(level_uniform_violation(&[]), None);
+    }
     use crate::{Iid, TokenDist, TreeBuilder};
     use proptest::prelude::*;
     use rand::{rngs::StdRng, Rng, SeedableRng};
