@@ -13,13 +13,14 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use serde::Serialize;
 use speclight::bound::{
-    certify_best_first, Certificate, CheckOptions, DualOptions, Moments, DEFAULT_NODE_LIMIT,
+    certify_best_first, Certificate, CheckOptions, CheckReport, DualOptions, Moments,
+    DEFAULT_NODE_LIMIT,
 };
 use speclight::capacity::{CapacitySolver, CostModel, DraftCost};
-use speclight::deploy::{
-    deploy as deploy_within, deploy_by_speed, Deployment, RankAcceptance, Server,
+use speclight::deploy::{deploy as deploy_within, deploy_by_speed, RankAcceptance, Server};
+use speclight::tune::{
+    report_rank_acceptance, tune as tune_trace, DeployedReport, Split, TuneConfig,
 };
-use speclight::tune::{tune as tune_trace, AcceptanceMatrix, Split, TuneConfig, TuneReport};
 use speclight::{Iid, TreeBuilder};
 
 use crate::arrays::dist_from_logprobs;
@@ -151,32 +152,9 @@ fn report_acceptance(
     path: &PathBuf,
     max_depth: Option<u32>,
 ) -> PyResult<(RankAcceptance, Option<u32>)> {
-    let name = path.display().to_string();
     let text = speclight::input::read_text_limited(path).or_value_error()?;
-    let doc: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| value_error(format!("{name}: not JSON: {e}")))?;
-    let Some(matrix) = doc.get("acceptance") else {
-        return Err(value_error(format!(
-            "{name}: no per-depth acceptance matrix (field \"acceptance\"): write the report with speclight.tune or speclight tune"
-        )));
-    };
-    let matrix: AcceptanceMatrix = serde_json::from_value(matrix.clone())
-        .map_err(|e| value_error(format!("{name}: field \"acceptance\": {e}")))?;
-    let model = matrix
-        .to_model()
-        .map_err(|e| value_error(format!("{name}: {e}")))?;
-    let usable = model.rows().len() as u32;
-    let depth = Some(max_depth.map_or(usable, |d| d.min(usable)));
-    Ok((RankAcceptance::new(model.rows()).or_value_error()?, depth))
-}
-
-/// What `speclight tune --json` prints: the library's report, then every
-/// server's best configuration at the chosen capacity (`deploy`).
-#[derive(Serialize)]
-struct DeployedReport<'a> {
-    #[serde(flatten)]
-    report: &'a TuneReport,
-    deploy: &'a [Deployment],
+    report_rank_acceptance(&text, max_depth)
+        .map_err(|e| value_error(format!("{}: {e}", path.display())))
 }
 
 /// `speclight tune --trace PATH --json`: a static tree tuned on a paired
@@ -312,16 +290,6 @@ fn bound_report<'py>(
     to_python(py, &cert.report_json(&moments))
 }
 
-/// What `speclight check --json` prints: the certificate's fields, then the
-/// best-first verdict and the gap to `OPT(P)` (`src/bin/speclight/check.rs`).
-#[derive(Serialize)]
-struct CheckReport<'a> {
-    #[serde(flatten)]
-    certificate: &'a Certificate,
-    optimality: speclight::bound::Optimality,
-    gap_to_opt: f64,
-}
-
 fn check_report<'py>(
     py: Python<'py>,
     tree: &speclight::DraftTree,
@@ -340,14 +308,5 @@ fn check_report<'py>(
             Ok::<_, speclight::Error>((cert, optimality))
         })
         .or_value_error()?;
-    // E[X](T) <= OPT(P): a negative gap is rounding, as the CLI reports it.
-    let gap = (cert.optimal_expected_accepted - cert.tree_expected_accepted).max(0.0);
-    to_python(
-        py,
-        &CheckReport {
-            certificate: &cert,
-            optimality,
-            gap_to_opt: gap,
-        },
-    )
+    to_python(py, &CheckReport::new(&cert, optimality))
 }

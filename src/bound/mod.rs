@@ -30,4 +30,4 @@ pub use dual::{
     dual_bound, dual_bound_ln, optimal_value, DualOptions, DualValue, OptimalValue,
     DEFAULT_NODE_LIMIT,
 };
-pub use optimality::{certify_best_first, Optimality, OPTIMALITY_TOLERANCE};
+pub use optimality::{certify_best_first, CheckReport, Optimality, OPTIMALITY_TOLERANCE};

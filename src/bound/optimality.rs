@@ -11,6 +11,7 @@
 //! model the tree was built from), recomputing every `pi` by its own dynamic
 //! programme, not by the builder's heap or the tree's stored log-probabilities.
 
+use super::certificate::Certificate;
 use crate::dist::TokenId;
 use crate::error::Result;
 use crate::model::NextTokenModel;
@@ -20,6 +21,36 @@ use std::collections::HashSet;
 /// Absolute tolerance on `ln pi` when comparing the tree with its boundary:
 /// ties between a tree node and a boundary node are optimal either way.
 pub const OPTIMALITY_TOLERANCE: f64 = 1e-9;
+
+/// `speclight check`'s two verdicts on one tree: the certificate chain
+/// under the verifier, then best-first optimality under the drafter and the
+/// gap to `OPT(P)` under the verifier (its `--json`, Python's
+/// `speclight.certificate` with a tree).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct CheckReport<'a> {
+    /// The certificate chain (its fields first, flattened in JSON).
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub certificate: &'a Certificate,
+    /// The second verdict.
+    pub optimality: Optimality,
+    /// `OPT(P) - E[X](T)` under the verifier, at least 0.
+    pub gap_to_opt: f64,
+}
+
+impl<'a> CheckReport<'a> {
+    /// The report of `certificate` and `optimality`. `E[X](T) <= OPT(P)`
+    /// holds, so a negative gap is rounding and reads as 0 (a real excess is
+    /// the chain's failing link, not this number).
+    pub fn new(certificate: &'a Certificate, optimality: Optimality) -> Self {
+        let gap = certificate.optimal_expected_accepted - certificate.tree_expected_accepted;
+        CheckReport {
+            certificate,
+            optimality,
+            gap_to_opt: gap.max(0.0),
+        }
+    }
+}
 
 /// The verdict of [`certify_best_first`].
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -60,7 +60,10 @@ pub use paired::{
 };
 pub use policy::{chain_tree, kary_tree, DynamicBestFirst, EagleTree, Policy, RankTree};
 pub use prediction::{predict, Curve, Interval, Prediction};
-pub use report::{CapacityResult, ChosenTree, PolicyResult, TuneReport, Versus};
+pub use report::{
+    report_rank_acceptance, CapacityResult, ChosenTree, DeployedReport, PolicyResult, TuneReport,
+    Versus,
+};
 pub use selection::{CapacityChoice, SpeedupCell};
 pub use speed_of_light::MAX_SPEED_OF_LIGHT_TOKENS;
 pub use tuner::tune;

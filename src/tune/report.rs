@@ -304,3 +304,45 @@ mod tests {
         }
     }
 }
+
+/// What `speclight tune --json` prints and writes as report.json (and
+/// Python's `speclight.tune` returns): the report, then every server's best
+/// configuration at the chosen capacity ([`TuneReport::deployments`]).
+/// Flattening keeps the report's own fields, and their bytes, first.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DeployedReport<'a> {
+    /// The tuning report.
+    #[serde(flatten)]
+    pub report: &'a TuneReport,
+    /// One configuration per server ([`Server::ALL`] order).
+    pub deploy: &'a [Deployment],
+}
+
+/// The per-depth acceptance a tune report (report.json) carries, and the
+/// depth limit it supports (`max_depth`, capped at the depths measured), as
+/// `speclight deploy --report` reads it. O(size of the report).
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] for text that is not JSON, a report without
+/// the acceptance matrix or with a malformed one, and the errors of
+/// [`AcceptanceMatrix::to_model`] and [`RankAcceptance::new`].
+pub fn report_rank_acceptance(
+    text: &str,
+    max_depth: Option<u32>,
+) -> Result<(RankAcceptance, Option<u32>)> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::InvalidArgument(format!("not JSON: {e}")))?;
+    let Some(matrix) = doc.get("acceptance") else {
+        return Err(Error::InvalidArgument(
+            "no per-depth acceptance matrix (field \"acceptance\"): write the report with `speclight tune`"
+                .into(),
+        ));
+    };
+    let matrix = AcceptanceMatrix::deserialize(matrix)
+        .map_err(|e| Error::InvalidArgument(format!("field \"acceptance\": {e}")))?;
+    let model = matrix.to_model()?;
+    let usable = model.rows().len() as u32;
+    let depth = Some(max_depth.map_or(usable, |d| d.min(usable)));
+    Ok((RankAcceptance::new(model.rows())?, depth))
+}

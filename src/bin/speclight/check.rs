@@ -4,7 +4,8 @@
 use crate::common::{load_dist, TreeUnderVerifier};
 use anyhow::Result;
 use speclight::bound::{
-    certify_best_first, Certificate, CheckOptions, DualOptions, Optimality, DEFAULT_NODE_LIMIT,
+    certify_best_first, Certificate, CheckOptions, CheckReport, DualOptions, Optimality,
+    DEFAULT_NODE_LIMIT,
 };
 use speclight::Iid;
 use std::io::Write;
@@ -61,20 +62,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     let cert = Certificate::compute(&tree, &mut verifier, args.capacity, &opts)?;
     let optimality = certify_best_first(&tree, &mut drafter, args.capacity, args.max_depth)?;
-    // E[X](T) <= OPT(P): a negative gap is rounding (the chain reports a real one).
-    let gap = (cert.optimal_expected_accepted - cert.tree_expected_accepted).max(0.0);
+    let report = CheckReport::new(&cert, optimality);
+    let gap = report.gap_to_opt;
     let who = if args.drafter.is_some() {
         "drafter"
     } else {
         "drafter (the verifier)"
     };
     if args.json {
-        let doc = JsonReport {
-            certificate: &cert,
-            optimality,
-            gap_to_opt: gap,
-        };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{cert}{}", render_optimality(&optimality, gap, who));
     }
@@ -91,16 +87,6 @@ pub fn run(args: Args) -> Result<()> {
         std::process::exit(EXIT_NOT_OPTIMAL);
     }
     Ok(())
-}
-
-/// The JSON of `check`: the certificate's fields, in their order, then the
-/// second verdict.
-#[derive(serde::Serialize)]
-struct JsonReport<'a> {
-    #[serde(flatten)]
-    certificate: &'a Certificate,
-    optimality: Optimality,
-    gap_to_opt: f64,
 }
 
 /// The second verdict: best-first optimality under the drafter, and the gap

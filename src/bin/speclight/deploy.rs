@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use speclight::capacity::{CostModel, DraftCost};
 use speclight::deploy::{deploy, deploy_by_speed, Deployment, RankAcceptance, Server};
-use speclight::tune::AcceptanceMatrix;
+use speclight::tune::report_rank_acceptance;
 use std::path::PathBuf;
 
 /// Print the best configuration a server can deploy: vLLM's speculative_config (a level-uniform
@@ -115,18 +115,8 @@ fn load_acceptance(args: &Args) -> Result<(RankAcceptance, Option<u32>)> {
     let Some(path) = &args.report else {
         bail!("give --dist or --report");
     };
-    let name = path.display().to_string();
-    let doc: serde_json::Value =
-        serde_json::from_str(&read_text(path)?).with_context(|| format!("{name}: not JSON"))?;
-    let Some(matrix) = doc.get("acceptance") else {
-        bail!("{name}: no per-depth acceptance matrix (field \"acceptance\"): write the report with `speclight tune`");
-    };
-    let matrix: AcceptanceMatrix = serde_json::from_value(matrix.clone())
-        .with_context(|| format!("{name}: field \"acceptance\""))?;
-    let model = matrix.to_model().with_context(|| name.clone())?;
-    let usable = model.rows().len() as u32;
-    let depth = Some(args.max_depth.map_or(usable, |d| d.min(usable)));
-    Ok((RankAcceptance::new(model.rows())?, depth))
+    report_rank_acceptance(&read_text(path)?, args.max_depth)
+        .with_context(|| path.display().to_string())
 }
 
 fn summary(d: &Deployment) -> String {

@@ -5,11 +5,10 @@ use crate::common::emit;
 use crate::plot::{chosen_tree_svg, curve_svg, speedup_svg};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use speclight::capacity::{CostModel, DraftCost};
 use speclight::deploy::{Deployment, Server};
 use speclight::format::{is_level_uniform, medusa_choices_string};
-use speclight::tune::{tune, validate, Policy, Split, TuneConfig, TuneReport};
+use speclight::tune::{tune, validate, DeployedReport, Policy, Split, TuneConfig, TuneReport};
 use std::fmt::Write;
 use std::fs::File;
 use std::io::BufReader;
@@ -168,38 +167,27 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// What `tune` writes as report.json: the library's report, then `deploy`,
-/// every server's best configuration (as `speclight deploy --json` prints
-/// it). Flattening keeps the report's own fields, and their bytes, first.
-#[derive(Serialize)]
-struct DeployedReport<'a> {
-    #[serde(flatten)]
-    report: &'a TuneReport,
-    deploy: &'a [Deployment],
+/// vLLM's level-uniform `speculative_token_tree`: the tree vLLM drafts as written.
+fn vllm_tree<'a>(deployed: &DeployedReport<'a>) -> Result<&'a str> {
+    deployed
+        .deploy
+        .iter()
+        .find(|d| d.server == Server::Vllm)
+        .and_then(|d| d.config.get("speculative_token_tree"))
+        .and_then(|t| t.as_str())
+        .context("internal: no vLLM configuration")
 }
 
-impl DeployedReport<'_> {
-    /// vLLM's level-uniform `speculative_token_tree`: the tree vLLM drafts as written.
-    fn vllm_tree(&self) -> Result<&str> {
-        self.deploy
-            .iter()
-            .find(|d| d.server == Server::Vllm)
-            .and_then(|d| d.config.get("speculative_token_tree"))
-            .and_then(|t| t.as_str())
-            .context("internal: no vLLM configuration")
-    }
-
-    /// Medusa's `medusa_choices`: the best tree with every rank below
-    /// Medusa's top-10, not the unconstrained choice (whose ranks may be higher).
-    fn medusa_choices(&self) -> Result<Vec<Vec<u32>>> {
-        let choices = self
-            .deploy
-            .iter()
-            .find(|d| d.server == Server::Medusa)
-            .and_then(|d| d.config.get("medusa_choices"))
-            .context("internal: no Medusa configuration")?;
-        Ok(serde_json::from_value(choices.clone())?)
-    }
+/// Medusa's `medusa_choices`: the best tree with every rank below
+/// Medusa's top-10, not the unconstrained choice (whose ranks may be higher).
+fn medusa_choices(deployed: &DeployedReport<'_>) -> Result<Vec<Vec<u32>>> {
+    let choices = deployed
+        .deploy
+        .iter()
+        .find(|d| d.server == Server::Medusa)
+        .and_then(|d| d.config.get("medusa_choices"))
+        .context("internal: no Medusa configuration")?;
+    Ok(serde_json::from_value(choices.clone())?)
 }
 
 /// `--validate`: every bad line (up to 100) and the counts; fails if any.
@@ -271,11 +259,11 @@ fn write_report_files(dir: &Path, deployed: &DeployedReport<'_>, markdown: &str)
     )?;
     emit(
         Some(&dir.join("tree.vllm.txt")),
-        &(deployed.vllm_tree()?.to_owned() + "\n"),
+        &(vllm_tree(deployed)?.to_owned() + "\n"),
     )?;
     emit(
         Some(&dir.join("tree.medusa.json")),
-        &(medusa_choices_string(&deployed.medusa_choices()?) + "\n"),
+        &(medusa_choices_string(&medusa_choices(deployed)?) + "\n"),
     )?;
     emit(Some(&dir.join("report.md")), markdown)?;
     Ok(())
