@@ -27,6 +27,7 @@
 mod allocate;
 mod batch_latency;
 mod controller;
+mod depth_curves;
 mod latency;
 mod schedule;
 mod solver;

@@ -5,11 +5,10 @@
 //! should use.
 
 use super::batch_latency::BatchLatencyProfile;
+use super::depth_curves::for_each_depth_limit;
 use super::latency::LatencyProfile;
-use crate::build::TreeBuilder;
 use crate::dist::TokenId;
 use crate::error::{Error, Result};
-use crate::eval::Evaluator;
 use crate::model::NextTokenModel;
 
 /// Most batch sizes one schedule may list.
@@ -272,13 +271,14 @@ impl Scheduler {
         model: &mut M,
     ) -> Result<Schedule> {
         self.check_batch_sizes(batch_sizes)?;
-        let mut builder = TreeBuilder::new(self.max_capacity)?;
         let mut cells = Vec::new();
-        for d in 1..=self.max_depth {
-            builder.set_max_depth(Some(d))?;
-            builder.build(model)?;
-            push_cells(d, builder.tree().depths(), builder.opt_curve(), &mut cells);
-        }
+        for_each_depth_limit(
+            self.max_capacity,
+            self.max_depth,
+            model,
+            None::<&mut M>,
+            |d, depths, curve| push_cells(d, depths, curve, &mut cells),
+        )?;
         let chain = chain_curve(model, None::<&mut M>, self.max_depth as usize)?;
         Ok(self.score(batch_sizes, &cells, &chain))
     }
@@ -299,22 +299,14 @@ impl Scheduler {
         V: NextTokenModel + ?Sized,
     {
         self.check_batch_sizes(batch_sizes)?;
-        let mut builder = TreeBuilder::new(self.max_capacity)?;
-        let mut evaluator = Evaluator::new();
-        let mut curve = Vec::with_capacity(self.max_capacity);
         let mut cells = Vec::new();
-        for d in 1..=self.max_depth {
-            builder.set_max_depth(Some(d))?;
-            let tree = builder.build(drafter)?;
-            evaluator.evaluate(tree, verifier)?;
-            curve.clear();
-            let mut sum = 0.0;
-            for &lr in evaluator.log_reach() {
-                sum += lr.exp();
-                curve.push(sum);
-            }
-            push_cells(d, tree.depths(), &curve, &mut cells);
-        }
+        for_each_depth_limit(
+            self.max_capacity,
+            self.max_depth,
+            drafter,
+            Some(&mut *verifier),
+            |d, depths, curve| push_cells(d, depths, curve, &mut cells),
+        )?;
         let chain = chain_curve(drafter, Some(verifier), self.max_depth as usize)?;
         Ok(self.score(batch_sizes, &cells, &chain))
     }
@@ -463,6 +455,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::TreeBuilder;
     use crate::dist::TokenDist;
     use crate::eval::evaluate;
     use crate::model::{Iid, Positional};

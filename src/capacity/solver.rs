@@ -2,10 +2,10 @@
 //! and speedup for every capacity `n <= N` and depth limit `D <= D_max`, and
 //! the speed-of-light speedup no deterministic drafter can beat.
 
+use super::depth_curves::for_each_depth_limit;
 use super::latency::CostModel;
 use crate::build::{TreeBuilder, MAX_CAPACITY};
 use crate::error::{Error, Result};
-use crate::eval::Evaluator;
 use crate::model::NextTokenModel;
 
 /// Largest table the solver builds (`N x D_max` rows, 40 bytes each).
@@ -164,16 +164,15 @@ impl CapacitySolver {
     ///
     /// Whatever the model returns.
     pub fn solve<M: NextTokenModel + ?Sized>(&self, model: &mut M) -> Result<Solution> {
-        let mut builder = TreeBuilder::new(self.max_capacity)?;
         let mut table = Vec::new();
-        for d in 1..=self.max_depth {
-            builder.set_max_depth(Some(d))?;
-            builder.build(model)?;
-            self.push_rows(d, builder.tree().depths(), builder.opt_curve(), &mut table);
-        }
-        builder.set_max_depth(None)?;
-        builder.build(model)?;
-        self.finish(table, builder.opt_curve())
+        for_each_depth_limit(
+            self.max_capacity,
+            self.max_depth,
+            model,
+            None::<&mut M>,
+            |d, depths, curve| self.push_rows(d, depths, curve, &mut table),
+        )?;
+        self.finish(table, model)
     }
 
     /// Solves with trees built from `drafter` and valued under `verifier`.
@@ -188,25 +187,15 @@ impl CapacitySolver {
         D: NextTokenModel + ?Sized,
         V: NextTokenModel + ?Sized,
     {
-        let mut builder = TreeBuilder::new(self.max_capacity)?;
-        let mut evaluator = Evaluator::new();
-        let mut curve = Vec::with_capacity(self.max_capacity);
         let mut table = Vec::new();
-        for d in 1..=self.max_depth {
-            builder.set_max_depth(Some(d))?;
-            let tree = builder.build(drafter)?;
-            evaluator.evaluate(tree, verifier)?;
-            curve.clear();
-            let mut sum = 0.0;
-            for &lr in evaluator.log_reach() {
-                sum += lr.exp();
-                curve.push(sum);
-            }
-            self.push_rows(d, tree.depths(), &curve, &mut table);
-        }
-        builder.set_max_depth(None)?;
-        builder.build(verifier)?;
-        self.finish(table, builder.opt_curve())
+        for_each_depth_limit(
+            self.max_capacity,
+            self.max_depth,
+            drafter,
+            Some(&mut *verifier),
+            |d, depths, curve| self.push_rows(d, depths, curve, &mut table),
+        )?;
+        self.finish(table, verifier)
     }
 
     /// Appends the rows of depth limit `d`: `depths` are the node depths of
@@ -234,7 +223,16 @@ impl CapacitySolver {
         }
     }
 
-    fn finish(&self, table: Vec<CapacityPoint>, oracle: &[f64]) -> Result<Solution> {
+    /// The argmax of `table` and the speed of light of `oracle_model`'s own
+    /// best-first tree without a depth limit (the oracle).
+    fn finish<V: NextTokenModel + ?Sized>(
+        &self,
+        table: Vec<CapacityPoint>,
+        oracle_model: &mut V,
+    ) -> Result<Solution> {
+        let mut builder = TreeBuilder::new(self.max_capacity)?;
+        builder.build(oracle_model)?;
+        let oracle = builder.opt_curve();
         let best = table
             .iter()
             .copied()
