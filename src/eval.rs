@@ -85,6 +85,19 @@ impl Evaluator {
         &self.reach
     }
 
+    /// `out[n - 1]`: `E[X]` of the first `n` nodes of the last evaluated
+    /// tree (arena order), for every `n`: prefix sums of `exp(ln pi(v))`.
+    /// For a best-first tree these are its `E[X](n)` curve under the
+    /// verifier. Clears `out` first (its buffer is reused). O(|T|).
+    pub fn prefix_expected(&self, out: &mut Vec<f64>) {
+        out.clear();
+        let mut sum = 0.0;
+        for &lr in &self.log_reach {
+            sum += lr.exp();
+            out.push(sum);
+        }
+    }
+
     /// Evaluates `tree` under `verifier`: one model call per internal node
     /// (one in all for a context-free model) and O(log k) per node for the
     /// token look-up. Time O(|T| (depth + log k)), space O(|T|).

@@ -39,12 +39,7 @@ where
             None => visit(d, builder.tree().depths(), builder.opt_curve()),
             Some(v) => {
                 evaluator.evaluate(builder.tree(), v)?;
-                curve.clear();
-                let mut sum = 0.0;
-                for &lr in evaluator.log_reach() {
-                    sum += lr.exp();
-                    curve.push(sum);
-                }
+                evaluator.prefix_expected(&mut curve);
                 visit(d, builder.tree().depths(), &curve);
             }
         }

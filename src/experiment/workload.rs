@@ -269,11 +269,7 @@ fn measure_contexts(
             let tree = builder.build(&mut q)?;
             evaluator.evaluate(tree, &mut p)?;
             let mut prefix = Vec::with_capacity(tree.len());
-            let mut acc = 0.0;
-            for &lr in evaluator.log_reach() {
-                acc += lr.exp();
-                prefix.push(acc);
-            }
+            evaluator.prefix_expected(&mut prefix);
             let at = |curve: &[f64], cap: usize| {
                 curve
                     .get(cap.min(curve.len()).saturating_sub(1))
