@@ -42,6 +42,14 @@ pub struct DraftTree {
     has_draft_probs: bool,
 }
 
+/// The columns of nodes appended by [`DraftTree::grow`], to be written.
+pub(crate) struct NodeColumns<'t> {
+    pub(crate) parent: &'t mut [u32],
+    pub(crate) token: &'t mut [TokenId],
+    pub(crate) depth: &'t mut [u32],
+    pub(crate) path_logprob: &'t mut [f64],
+}
+
 /// One node of a [`DraftTree`], as yielded by [`DraftTree::nodes`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Node {
@@ -133,6 +141,32 @@ impl DraftTree {
         self.token.push(token);
         self.depth.push(depth);
         self.path_logprob.push(lp);
+    }
+
+    /// Appends `n` placeholder nodes and returns the new nodes' columns,
+    /// for a builder that writes nodes through pre-sized slices instead of
+    /// one push per field (issue 16); it must write every node it keeps
+    /// and [`DraftTree::truncate`] the rest.
+    pub(crate) fn grow(&mut self, n: usize) -> NodeColumns<'_> {
+        let start = self.len();
+        self.parent.resize(start + n, 0);
+        self.token.resize(start + n, 0);
+        self.depth.resize(start + n, 0);
+        self.path_logprob.resize(start + n, 0.0);
+        NodeColumns {
+            parent: &mut self.parent[start..],
+            token: &mut self.token[start..],
+            depth: &mut self.depth[start..],
+            path_logprob: &mut self.path_logprob[start..],
+        }
+    }
+
+    /// Keeps the first `len` nodes.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.parent.truncate(len);
+        self.token.truncate(len);
+        self.depth.truncate(len);
+        self.path_logprob.truncate(len);
     }
 
     /// Marks the tree as carrying no drafter probabilities (read from a format

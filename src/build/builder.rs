@@ -1,9 +1,8 @@
 //! The best-first builder, [`TreeBuilder`] (docs/THEORY.md section 3).
 
 use super::check_capacity;
-use super::frontier::{
-    BinaryFrontier, Candidate, Child, Frontier, LogKey, RankQueues, Unexpanded, ROOT,
-};
+use super::context_free::ContextFreeFrontier;
+use super::frontier::{BinaryFrontier, Candidate, Child, Frontier, LogKey, Unexpanded, ROOT};
 use super::incremental::IncrementalBuild;
 use super::path_cache::PathCache;
 use crate::dist::{TokenDist, TokenId};
@@ -11,11 +10,6 @@ use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
 use std::collections::BinaryHeap;
-
-/// A context-free build uses [`RankQueues`] when its capacity is at least
-/// this many times the number of ranks (the crossover measured in
-/// `benches/core.rs`).
-const RANK_QUEUE_MIN_RATIO: usize = 8;
 
 /// Where a node's copied distribution lives in the builder's arena.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,28 +42,22 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     /// was computed on every `advance` (issue 16).
     log_floor: f64,
     tree: DraftTree,
+    /// Whether the current build is context-free: then `context_free` is
+    /// its frontier and the fields of the general path below stay empty.
+    shared: bool,
+    context_free: ContextFreeFrontier,
+    /// The general path: candidates whose key is known, each a child of
+    /// an expanded node.
     candidates: F,
-    /// Replaces `candidates` for large context-free builds (see [`RankQueues`]).
-    ranked: RankQueues,
-    /// Whether `ranked` is the frontier of the current build.
-    use_ranked: bool,
     unexpanded: BinaryHeap<Unexpanded>,
-    /// Copied distributions: tokens and log-probabilities, sorted descending.
+    /// Copied distributions: tokens and log-probabilities, sorted
+    /// descending (probabilities are not copied: the OPT curve takes `exp`
+    /// of each key, which costs less than a third copy, issue 16).
     arena_tokens: Vec<TokenId>,
     arena_logp: Vec<f64>,
-    /// Probabilities of the shared distribution (context-free builds only:
-    /// copying every expanded distribution's probabilities too was a third
-    /// copy on the general path, issue 16).
-    arena_p: Vec<f64>,
-    /// Context-free builds only, per tree node: `pi(v)` in linear space, for
-    /// the OPT curve (an underflow to 0 only drops terms below 1e-308 from
-    /// the sums). The general path takes `exp` of the key instead.
-    reach: Vec<f64>,
     root_span: Span,
     /// Per tree node; `len == 0` until the node is expanded.
     spans: Vec<Span>,
-    /// Context-free model: every node shares the root's span.
-    shared: bool,
     opt_curve: Vec<f64>,
     path: PathCache,
     /// Nodes handed out by [`IncrementalBuild::next_batch`] and not yet fed.
@@ -103,17 +91,14 @@ impl<F: Frontier> TreeBuilder<F> {
             max_depth: None,
             log_floor: f64::NEG_INFINITY,
             tree: DraftTree::with_capacity(capacity),
+            shared: false,
+            context_free: ContextFreeFrontier::default(),
             candidates: F::default(),
-            ranked: RankQueues::default(),
-            use_ranked: false,
             unexpanded: BinaryHeap::new(),
             arena_tokens: Vec::new(),
             arena_logp: Vec::new(),
-            arena_p: Vec::new(),
-            reach: Vec::with_capacity(capacity),
             root_span: Span::default(),
             spans: Vec::with_capacity(capacity),
-            shared: false,
             opt_curve: Vec::with_capacity(capacity),
             path: PathCache::default(),
             awaiting: Vec::new(),
@@ -204,7 +189,9 @@ impl<F: Frontier> TreeBuilder<F> {
     /// depth at most `D` (fewer if the model's distributions run out). The
     /// tree stays in the builder; the reference is valid until the next build.
     ///
-    /// Time O(P log P) plus one model call per expanded node.
+    /// Time O(P log P) plus one model call per expanded node; a
+    /// context-free model is asked once, and its build costs O(P log k)
+    /// with `k` the ranks in play (`context_free.rs`).
     ///
     /// # Errors
     ///
@@ -212,6 +199,15 @@ impl<F: Frontier> TreeBuilder<F> {
     pub fn build<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<&DraftTree> {
         let context_free = model.is_context_free();
         self.reset(model.next(&[])?, context_free);
+        if context_free {
+            self.context_free.fill(
+                &mut self.tree,
+                &mut self.opt_curve,
+                self.capacity,
+                self.log_floor,
+            );
+            return Ok(&self.tree);
+        }
         while let Some(node) = self.advance() {
             self.unexpanded.pop();
             let dist = model.next(self.path.path_to(&self.tree, node))?;
@@ -259,6 +255,9 @@ impl<F: Frontier> TreeBuilder<F> {
         if self.tree.len() >= self.capacity {
             return None;
         }
+        if self.shared {
+            return self.context_free.best_key();
+        }
         let c = self.best_candidate().map(|c| c.score.get());
         let u = self.best_unexpanded_key();
         match (c, u) {
@@ -271,6 +270,10 @@ impl<F: Frontier> TreeBuilder<F> {
     /// every unexpanded node (returns `true`), else expands the best
     /// unexpanded node with one model call (returns `false`).
     pub(crate) fn step<M: NextTokenModel + ?Sized>(&mut self, model: &mut M) -> Result<bool> {
+        if self.shared {
+            self.context_free.step(&mut self.tree, &mut self.opt_curve);
+            return Ok(true);
+        }
         let u = self.best_unexpanded_key();
         match self.best_candidate() {
             Some(c) if u.is_none_or(|u| c.score.get() >= u) => {
@@ -293,20 +296,17 @@ impl<F: Frontier> TreeBuilder<F> {
         self.unexpanded.clear();
         self.arena_tokens.clear();
         self.arena_logp.clear();
-        self.arena_p.clear();
-        self.reach.clear();
         self.spans.clear();
         self.opt_curve.clear();
         self.awaiting.clear();
         self.path.clear();
-        self.expansions = 0;
         self.shared = context_free;
-        // Rank queues pay off once the tree is much larger than the number of
-        // ranks (criterion medians on zipf:1.1:32: 46 -> 31 us at P = 1024,
-        // 538 -> 489 us at P = 16384, but 1.7 -> 2.3 us at P = 64).
-        self.use_ranked = context_free && self.capacity >= RANK_QUEUE_MIN_RATIO * root.len();
-        self.ranked
-            .reset(if self.use_ranked { root.len() } else { 0 });
+        if context_free {
+            self.expansions = 1;
+            self.context_free.reset(root, self.capacity, self.max_depth);
+            return;
+        }
+        self.expansions = 0;
         self.root_span = self.copy_dist(root);
         self.push_first_child(ROOT, 0.0, self.root_span);
     }
@@ -316,9 +316,6 @@ impl<F: Frontier> TreeBuilder<F> {
         let start = self.arena_tokens.len() as u32;
         self.arena_tokens.extend_from_slice(dist.tokens());
         self.arena_logp.extend_from_slice(dist.log_probs());
-        if self.shared {
-            self.arena_p.extend_from_slice(dist.probs());
-        }
         Span {
             start,
             len: dist.len() as u32,
@@ -326,36 +323,17 @@ impl<F: Frontier> TreeBuilder<F> {
     }
 
     #[inline]
-    fn push_candidate(&mut self, c: Candidate) {
-        if self.use_ranked {
-            self.ranked.push(c);
-        } else {
-            self.candidates.push(c);
-        }
-    }
-
-    #[inline]
     fn best_candidate(&self) -> Option<Candidate> {
-        if self.use_ranked {
-            self.ranked.peek()
-        } else {
-            self.candidates.peek()
-        }
+        self.candidates.peek()
     }
 
     /// Removes the best candidate, pushing `next` (its next sibling) in the
-    /// same operation where the frontier allows it.
+    /// same operation.
     #[inline]
     fn pop_best(&mut self, next: Option<Candidate>) {
-        match (self.use_ranked, next) {
-            (true, next) => {
-                self.ranked.pop();
-                if let Some(n) = next {
-                    self.ranked.push(n);
-                }
-            }
-            (false, Some(n)) => self.candidates.replace_top(n),
-            (false, None) => {
+        match next {
+            Some(n) => self.candidates.replace_top(n),
+            None => {
                 self.candidates.pop();
             }
         }
@@ -363,7 +341,7 @@ impl<F: Frontier> TreeBuilder<F> {
 
     #[inline]
     fn push_first_child(&mut self, parent: u32, parent_key: f64, span: Span) {
-        self.push_candidate(Candidate {
+        self.candidates.push(Candidate {
             score: LogKey::new(parent_key + self.arena_logp[span.start as usize]),
             item: Child { parent, rank: 0 },
         });
@@ -377,7 +355,7 @@ impl<F: Frontier> TreeBuilder<F> {
 
     #[inline]
     fn span_of(&self, parent: u32) -> Span {
-        if parent == ROOT || self.shared {
+        if parent == ROOT {
             self.root_span
         } else {
             self.spans[parent as usize]
@@ -406,18 +384,17 @@ impl<F: Frontier> TreeBuilder<F> {
         None
     }
 
-    /// Adds the frontier's best candidate to the tree: it leaves the
-    /// frontier as its next sibling enters (the sibling trick), and the new
-    /// node is queued for expansion (or expanded at once when the model is
-    /// context-free).
+    /// Adds the frontier's best candidate to the tree (general path): it
+    /// leaves the frontier as its next sibling enters (the sibling trick),
+    /// and the new node is queued for expansion.
     #[inline]
     fn commit(&mut self, cand: Candidate) {
         let (key, Child { parent, rank }) = (cand.score.get(), cand.item);
         let span = self.span_of(parent);
         let at = (span.start + rank) as usize;
-        // Sibling keys come from the parent's stored key, so that for a
-        // shared distribution they are a monotone function of it (the rank
-        // queues rely on that order, up to rounding ties).
+        // Sibling keys come from the parent's stored key, as the
+        // context-free path computes them, so that both paths sum the same
+        // log-probabilities in the same order.
         let parent_key = if parent == ROOT {
             0.0
         } else {
@@ -439,35 +416,16 @@ impl<F: Frontier> TreeBuilder<F> {
         let node = self.tree.len() as u32;
         self.tree
             .push_unchecked(parent, self.arena_tokens[at], depth, key);
-        let reach = if self.shared {
-            let reach = if parent == ROOT {
-                self.arena_p[at]
-            } else {
-                self.reach[parent as usize] * self.arena_p[at]
-            };
-            self.reach.push(reach);
-            reach
-        } else {
-            // One `exp` per node costs less than copying every expanded
-            // distribution's probabilities (callgrind, docs/benchmarks.md).
-            key.exp()
-        };
+        // One `exp` per node costs less than copying every expanded
+        // distribution's probabilities (callgrind, docs/benchmarks.md).
         self.opt_curve
-            .push(self.opt_curve.last().copied().unwrap_or(0.0) + reach);
+            .push(self.opt_curve.last().copied().unwrap_or(0.0) + key.exp());
+        self.spans.push(Span::default());
         if self.max_depth.is_none_or(|d| depth < d) {
-            if self.shared {
-                // Every node shares the root's span (see `span_of`): no
-                // per-node span to write.
-                self.push_first_child(node, key, self.root_span);
-            } else {
-                self.spans.push(Span::default());
-                self.unexpanded.push(Unexpanded {
-                    score: LogKey::new(key),
-                    item: node,
-                });
-            }
-        } else if !self.shared {
-            self.spans.push(Span::default());
+            self.unexpanded.push(Unexpanded {
+                score: LogKey::new(key),
+                item: node,
+            });
         }
     }
 

@@ -1,6 +1,7 @@
 //! Frontier keys and queues: the one ordered-key type every heap in the crate
-//! uses ([`Scored`] over a [`LogKey`]), the builder's candidate heap
-//! ([`Frontier`]) and the rank queues of context-free builds ([`RankQueues`]).
+//! uses ([`Scored`] over a [`LogKey`]) and the builder's candidate heap
+//! ([`Frontier`]) of the general path (context-free builds have their own,
+//! `context_free.rs`).
 //!
 //! `Scored` follows petgraph's private `scored.rs`: a score that orders the
 //! entry and an item that rides along without taking part in the order. The
@@ -9,7 +10,6 @@
 //! request.
 
 use std::cmp::Ordering;
-use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 
 /// A path log-probability `ln pi` used as a max-heap key: larger is better.
@@ -207,83 +207,6 @@ impl Frontier for PriorityQueueFrontier {
     }
 }
 
-/// The frontier for context-free models: one FIFO queue per child rank and a
-/// heap of the queues' heads (at most `k` entries for `k`-token
-/// distributions).
-///
-/// Why it is exact: when every node shares one distribution, the rank-`r`
-/// child of `u` has key `ln pi(u) + ln p_r`. Best-first commits nodes in
-/// non-increasing key order, and a rank-`r` candidate is pushed when its
-/// parent (`r = 0`) or its rank-`r-1` sibling (`r >= 1`) is committed, so the
-/// rank-`r` candidates arrive in non-increasing key order: each queue is
-/// already sorted, and the best candidate is the best head. A commit costs
-/// O(log k) instead of O(log P); space O(P + k). Only valid under that
-/// arrival order; the builder uses it for context-free models alone.
-#[derive(Debug, Default)]
-pub struct RankQueues {
-    /// `queues[r][heads[r]..]`: pending rank-`r` candidates, best first.
-    queues: Vec<Vec<Candidate>>,
-    heads: Vec<usize>,
-    /// The head of every non-empty queue.
-    top: BinaryHeap<Candidate>,
-}
-
-impl RankQueues {
-    /// Empties the queues and makes room for `ranks` of them, keeping allocations.
-    pub fn reset(&mut self, ranks: usize) {
-        if self.queues.len() < ranks {
-            self.queues.resize_with(ranks, Vec::new);
-            self.heads.resize(ranks, 0);
-        }
-        for q in &mut self.queues {
-            q.clear();
-        }
-        self.heads.iter_mut().for_each(|h| *h = 0);
-        self.top.clear();
-    }
-
-    /// Appends `c` to its rank's queue (keys must arrive non-increasing per rank).
-    #[inline]
-    pub fn push(&mut self, c: Candidate) {
-        let r = c.item.rank as usize;
-        let queue = &mut self.queues[r];
-        debug_assert!(
-            queue.last().is_none_or(|last| {
-                let (last, new) = (last.score.get(), c.score.get());
-                last >= new - 1e-12 * last.abs().max(1.0)
-            }),
-            "rank queues need non-increasing keys per rank"
-        );
-        let was_empty = self.heads[r] == queue.len();
-        queue.push(c);
-        if was_empty {
-            self.top.push(c);
-        }
-    }
-
-    /// The best candidate, if any.
-    #[inline]
-    pub fn peek(&self) -> Option<Candidate> {
-        self.top.peek().copied()
-    }
-
-    /// Removes the best candidate; its queue's next entry becomes a head.
-    #[inline]
-    pub fn pop(&mut self) {
-        let Some(mut top) = self.top.peek_mut() else {
-            return;
-        };
-        let r = top.item.rank as usize;
-        self.heads[r] += 1;
-        match self.queues[r].get(self.heads[r]) {
-            Some(&next) => *top = next,
-            None => {
-                PeekMut::pop(top);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,24 +249,5 @@ mod tests {
                 prop_assert_eq!((top.score.0.get().to_bits(), top.item), (k.to_bits(), i));
             }
         }
-    }
-
-    #[test]
-    fn rank_queues_pop_the_best_head() {
-        let c = |key: f64, rank: u32| Candidate {
-            score: LogKey::new(key),
-            item: Child { parent: ROOT, rank },
-        };
-        let mut q = RankQueues::default();
-        q.reset(2);
-        for cand in [c(-1.0, 0), c(-0.5, 1), c(-2.0, 0), c(-3.0, 1)] {
-            q.push(cand);
-        }
-        let mut order = Vec::new();
-        while let Some(best) = q.peek() {
-            order.push(best.score.get());
-            q.pop();
-        }
-        assert_eq!(order, [-0.5, -1.0, -2.0, -3.0]);
     }
 }

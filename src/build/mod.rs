@@ -45,6 +45,7 @@
 #[cfg(feature = "rayon")]
 mod batch;
 mod builder;
+mod context_free;
 pub(crate) mod frontier;
 mod incremental;
 mod path_cache;

@@ -109,7 +109,10 @@ mod tests {
             .unwrap()
             .build_owned(&mut flat)
             .unwrap();
-        assert_eq!(t1, t2);
+        // The general path (by depth) and the context-free one (flat) may
+        // order exactly tied nodes differently (`speclight::build`, "Ties"),
+        // but their keys in output order are the same, bit for bit.
+        assert_eq!(t1.path_logprobs(), t2.path_logprobs());
         let e1 = evaluate(&t1, &mut by_depth).unwrap().expected_accepted;
         let e2 = evaluate(&t2, &mut flat).unwrap().expected_accepted;
         assert!((e1 - e2).abs() < 1e-12);
