@@ -5,7 +5,9 @@
 //! `cargo bench --bench capacity -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use speclight::capacity::{BatchAllocator, CapacitySolver, CostModel, DraftCost, LatencyProfile};
+use speclight::capacity::{
+    Allocation, BatchAllocator, CapacitySolver, CostModel, DraftCost, LatencyProfile,
+};
 use speclight::{parse_dist, Iid, Positional};
 use std::hint::black_box;
 
@@ -50,6 +52,16 @@ fn allocate(c: &mut Criterion) {
     let mut group = c.benchmark_group("allocate");
     group.bench_function("B=256,N=8192", |b| {
         b.iter(|| black_box(allocator.allocate(&mut models, &[]).expect("allocate")))
+    });
+    // The server's path: the output reused, so no allocation per step.
+    let mut out = Allocation::default();
+    group.bench_function("into/B=256,N=8192", |b| {
+        b.iter(|| {
+            allocator
+                .allocate_into(&mut models, &[], &mut out)
+                .expect("allocate");
+            black_box(out.expected_accepted)
+        })
     });
     group.finish();
 }

@@ -8,10 +8,11 @@
 //! distribution changes between steps), `gen` (the
 //! same model through the general path), `fill` (`VerifierInputs::fill` on a
 //! context-free tree of N nodes), `eval` (evaluate that tree), `alloc` (batch
-//! allocation, 256 requests, budget N). Per-case cost = (count at REPS) -
+//! allocation into a reused output, 256 requests, budget N; `alloc-owned`
+//! returns a new `Allocation` each time). Per-case cost = (count at REPS) -
 //! (count at 0), divided by REPS (and by N for per-node figures).
 
-use speclight::capacity::BatchAllocator;
+use speclight::capacity::{Allocation, BatchAllocator};
 use speclight::serve::VerifierInputs;
 use speclight::{parse_dist, Evaluator, Iid, NextTokenModel, TokenDist, TokenId, TreeBuilder};
 use std::hint::black_box;
@@ -75,7 +76,7 @@ fn main() {
                 );
             });
         }
-        "alloc" => {
+        "alloc" | "alloc-owned" => {
             let mut models: Vec<Iid> = (0..256)
                 .map(|i| {
                     let s = 0.6 + 1.9 * f64::from(i) / 255.0;
@@ -83,8 +84,19 @@ fn main() {
                 })
                 .collect();
             let mut allocator = BatchAllocator::new(n).expect("allocator");
+            let mut out = Allocation::default();
+            // One warm-up so that REPS = 0 already holds the grown buffers.
+            allocator
+                .allocate_into(&mut models, &[], &mut out)
+                .expect("allocate");
             (0..reps).for_each(|_| {
-                black_box(allocator.allocate(&mut models, &[]).expect("allocate"));
+                if case == "alloc" {
+                    allocator
+                        .allocate_into(&mut models, &[], &mut out)
+                        .expect("allocate");
+                } else {
+                    black_box(allocator.allocate(&mut models, &[]).expect("allocate"));
+                }
             });
         }
         other => panic!("unknown case {other}"),

@@ -33,13 +33,36 @@ const ROOT: u32 = u32::MAX;
 /// t.validate()?;
 /// # Ok::<(), speclight::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct DraftTree {
     parent: Vec<u32>,
     token: Vec<TokenId>,
     depth: Vec<u32>,
     path_logprob: Vec<f64>,
     has_draft_probs: bool,
+}
+
+/// Written out so that `clone_from` reuses the target's buffers (the
+/// derived one allocates anew), which keeps a reused batch allocation
+/// free of allocations.
+impl Clone for DraftTree {
+    fn clone(&self) -> Self {
+        Self {
+            parent: self.parent.clone(),
+            token: self.token.clone(),
+            depth: self.depth.clone(),
+            path_logprob: self.path_logprob.clone(),
+            has_draft_probs: self.has_draft_probs,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.parent.clone_from(&source.parent);
+        self.token.clone_from(&source.token);
+        self.depth.clone_from(&source.depth);
+        self.path_logprob.clone_from(&source.path_logprob);
+        self.has_draft_probs = source.has_draft_probs;
+    }
 }
 
 /// The columns of nodes appended by [`DraftTree::grow`], to be written.

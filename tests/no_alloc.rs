@@ -1,9 +1,11 @@
 //! The server hot paths allocate nothing in the steady state: a reused
-//! builder, and `capacity::Controller`'s step (observe + next). A counting
+//! builder, a reused batch allocation (`BatchAllocator::allocate_into`) and
+//! `capacity::Controller`'s step (observe + next). A counting
 //! global allocator tallies allocations on this thread.
 
 use speclight::capacity::{
-    BatchLatencyProfile, Controller, ControllerConfig, LatencyProfile, ScheduleCost,
+    Allocation, BatchAllocator, BatchLatencyProfile, Controller, ControllerConfig, LatencyProfile,
+    ScheduleCost,
 };
 use speclight::{parse_dist, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -84,6 +86,34 @@ fn reused_builder_allocates_nothing_per_build() {
             TreeBuilder::new(64).unwrap().build(&mut iid).unwrap();
         }) > 0
     );
+}
+
+#[test]
+fn a_reused_batch_allocation_allocates_nothing() {
+    // Context-free requests (the eager path) and path-dependent ones (lazy).
+    let mut models: Vec<Box<dyn NextTokenModel>> = (0..16)
+        .map(|i| -> Box<dyn NextTokenModel> {
+            let dist = parse_dist(&format!("zipf:{}:24", 0.8 + 0.1 * f64::from(i))).unwrap();
+            if i % 2 == 0 {
+                Box::new(Iid::new(dist))
+            } else {
+                Box::new(ByDepthParity {
+                    even: dist,
+                    odd: parse_dist("geometric:0.6:24").unwrap(),
+                })
+            }
+        })
+        .collect();
+    let mut allocator = BatchAllocator::new(512).unwrap();
+    let mut out = Allocation::default();
+    allocator.allocate_into(&mut models, &[], &mut out).unwrap();
+    let n = allocations_during(|| {
+        for _ in 0..3 {
+            allocator.allocate_into(&mut models, &[], &mut out).unwrap();
+            assert_eq!(out.used(), 512);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in steady state");
 }
 
 #[test]

@@ -80,8 +80,8 @@ struct NewNode {
 }
 
 /// The frontier of a context-free build; see the module docs. Its buffers
-/// only grow: `parents` and `heap` are used up to their counts, so a reset
-/// costs O(ranks), not O(P).
+/// only grow, to the largest tree built: `parents` and `heap` are used up
+/// to their counts, so a reset costs O(ranks), not O(P).
 #[derive(Debug, Default)]
 pub(super) struct ContextFreeFrontier {
     /// The shared distribution's first ranks, best first.
@@ -115,9 +115,11 @@ impl ContextFreeFrontier {
                     head: 0,
                 }),
         );
-        // The root and at most `capacity` committed nodes.
-        if self.parents.len() <= capacity {
-            self.parents.resize(capacity + 1, Parent::default());
+        // Room for the root; `commit_while` makes room for the nodes it may
+        // add, so that a builder whose trees stay small (the batch
+        // allocator's 256 per step, each with capacity N) stays small.
+        if self.parents.is_empty() {
+            self.parents.push(Parent::default());
         }
         self.parents[0] = Parent {
             key: 0.0,
@@ -201,6 +203,10 @@ impl ContextFreeFrontier {
         log_floor: f64,
         mut sink: impl FnMut(usize, NewNode),
     ) -> usize {
+        let room = self.parent_count + limit;
+        if self.parents.len() < room {
+            self.parents.resize(room, Parent::default());
+        }
         let ranks = &mut self.ranks[..];
         let parents = &mut self.parents[..];
         let mut heap = Heap {

@@ -59,7 +59,7 @@ impl Default for RequestLimits {
 }
 
 /// One request's share of a batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestAllocation {
     /// Its number of draft tokens (the size of its tree).
     pub capacity: usize,
@@ -70,7 +70,7 @@ pub struct RequestAllocation {
 }
 
 /// The result of a batch allocation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Allocation {
     /// One entry per request, in input order.
     pub requests: Vec<RequestAllocation>,
@@ -168,6 +168,24 @@ impl BatchAllocator {
         models: &mut [M],
         limits: &[RequestLimits],
     ) -> Result<Allocation> {
+        let mut out = Allocation::default();
+        self.allocate_into(models, limits, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`BatchAllocator::allocate`], writing into `out` and reusing its
+    /// trees' buffers: a server that keeps `out` between steps allocates
+    /// nothing once the buffers have grown. On error `out` is unspecified.
+    ///
+    /// # Errors
+    ///
+    /// As [`BatchAllocator::allocate`].
+    pub fn allocate_into<M: NextTokenModel>(
+        &mut self,
+        models: &mut [M],
+        limits: &[RequestLimits],
+        out: &mut Allocation,
+    ) -> Result<()> {
         let b = models.len();
         if b == 0 {
             return Err(Error::InvalidArgument(
@@ -243,18 +261,15 @@ impl BatchAllocator {
             let next = state.next_key_bound().map_or(0, |k| pack(k, i as u32));
             self.queue.update_winner(next);
         }
-        let requests: Vec<RequestAllocation> = self.states[..b]
-            .iter()
-            .map(|s| RequestAllocation {
-                capacity: s.tree().len(),
-                expected_accepted: s.opt_curve().last().copied().unwrap_or(0.0),
-                tree: s.tree().clone(),
-            })
-            .collect();
-        Ok(Allocation {
-            expected_accepted: requests.iter().map(|r| r.expected_accepted).sum(),
-            requests,
-        })
+        out.requests.truncate(b);
+        out.requests.resize_with(b, RequestAllocation::default);
+        for (request, state) in out.requests.iter_mut().zip(&self.states) {
+            request.capacity = state.tree().len();
+            request.expected_accepted = state.opt_curve().last().copied().unwrap_or(0.0);
+            request.tree.clone_from(state.tree());
+        }
+        out.expected_accepted = out.requests.iter().map(|r| r.expected_accepted).sum();
+        Ok(())
     }
 }
 
