@@ -2,14 +2,13 @@
 
 use super::check_capacity;
 use super::context_free::ContextFreeFrontier;
-use super::frontier::{BinaryFrontier, Candidate, Child, Frontier, LogKey, Unexpanded, ROOT};
+use super::frontier::{BinaryFrontier, Candidate, Child, Frontier, LogKey, ROOT};
 use super::incremental::IncrementalBuild;
 use super::path_cache::PathCache;
 use crate::dist::{TokenDist, TokenId};
 use crate::error::{Error, Result};
 use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
-use std::collections::BinaryHeap;
 
 /// Where a node's copied distribution lives in the builder's arena.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,7 +48,11 @@ pub struct TreeBuilder<F: Frontier = BinaryFrontier> {
     /// The general path: candidates whose key is known, each a child of
     /// an expanded node.
     candidates: F,
-    unexpanded: BinaryHeap<Unexpanded>,
+    /// The unexpanded nodes are the tree's nodes from here on that may have
+    /// children: nodes are committed in non-increasing key order, so the
+    /// oldest unexpanded node is the best one and a cursor replaces a heap
+    /// (issue 16). The node here, if any, may have children.
+    expand_cursor: usize,
     /// Copied distributions: tokens and log-probabilities, sorted
     /// descending (probabilities are not copied: the OPT curve takes `exp`
     /// of each key, which costs less than a third copy, issue 16).
@@ -94,7 +97,7 @@ impl<F: Frontier> TreeBuilder<F> {
             shared: false,
             context_free: ContextFreeFrontier::default(),
             candidates: F::default(),
-            unexpanded: BinaryHeap::new(),
+            expand_cursor: 0,
             arena_tokens: Vec::new(),
             arena_logp: Vec::new(),
             root_span: Span::default(),
@@ -209,7 +212,7 @@ impl<F: Frontier> TreeBuilder<F> {
             return Ok(&self.tree);
         }
         while let Some(node) = self.advance() {
-            self.unexpanded.pop();
+            self.take_unexpanded();
             let dist = model.next(self.path.path_to(&self.tree, node))?;
             self.expand(node, dist);
         }
@@ -281,9 +284,9 @@ impl<F: Frontier> TreeBuilder<F> {
                 Ok(true)
             }
             _ => {
-                if let Some(u) = self.unexpanded.pop() {
-                    let dist = model.next(self.path.path_to(&self.tree, u.item as usize))?;
-                    self.expand(u.item as usize, dist);
+                if let Some(u) = self.take_unexpanded() {
+                    let dist = model.next(self.path.path_to(&self.tree, u))?;
+                    self.expand(u, dist);
                 }
                 Ok(false)
             }
@@ -293,7 +296,7 @@ impl<F: Frontier> TreeBuilder<F> {
     fn reset(&mut self, root: &TokenDist, context_free: bool) {
         self.tree.clear();
         self.candidates.clear();
-        self.unexpanded.clear();
+        self.expand_cursor = 0;
         self.arena_tokens.clear();
         self.arena_logp.clear();
         self.spans.clear();
@@ -350,7 +353,30 @@ impl<F: Frontier> TreeBuilder<F> {
     /// The key of the best unexpanded node, if any.
     #[inline]
     fn best_unexpanded_key(&self) -> Option<f64> {
-        self.unexpanded.peek().map(|u| u.score.get())
+        self.tree.path_logprobs().get(self.expand_cursor).copied()
+    }
+
+    /// Whether a node of this depth may have children.
+    #[inline]
+    fn may_expand(&self, depth: u32) -> bool {
+        self.max_depth.is_none_or(|d| depth < d)
+    }
+
+    /// Removes the best unexpanded node from the unexpanded ones and
+    /// returns it, moving the cursor to the next node that may have
+    /// children. Amortised O(1).
+    fn take_unexpanded(&mut self) -> Option<usize> {
+        let node = self.expand_cursor;
+        let depths = self.tree.depths();
+        if node >= depths.len() {
+            return None;
+        }
+        let mut next = node + 1;
+        while next < depths.len() && !self.may_expand(depths[next]) {
+            next += 1;
+        }
+        self.expand_cursor = next;
+        Some(node)
     }
 
     #[inline]
@@ -375,9 +401,7 @@ impl<F: Frontier> TreeBuilder<F> {
                     }
                     self.commit(c);
                 }
-                (_, Some(u)) if u >= floor => {
-                    return self.unexpanded.peek().map(|u| u.item as usize);
-                }
+                (_, Some(u)) if u >= floor => return Some(self.expand_cursor),
                 _ => return None,
             }
         }
@@ -421,11 +445,9 @@ impl<F: Frontier> TreeBuilder<F> {
         self.opt_curve
             .push(self.opt_curve.last().copied().unwrap_or(0.0) + key.exp());
         self.spans.push(Span::default());
-        if self.max_depth.is_none_or(|d| depth < d) {
-            self.unexpanded.push(Unexpanded {
-                score: LogKey::new(key),
-                item: node,
-            });
+        // Keep the cursor on a node that may have children.
+        if self.expand_cursor == node as usize && !self.may_expand(depth) {
+            self.expand_cursor += 1;
         }
     }
 
@@ -445,8 +467,8 @@ impl<F: Frontier> TreeBuilder<F> {
         }
         if self.advance().is_some() {
             while self.awaiting.len() < w {
-                match self.unexpanded.pop() {
-                    Some(u) => self.awaiting.push(u.item as usize),
+                match self.take_unexpanded() {
+                    Some(u) => self.awaiting.push(u),
                     None => break,
                 }
             }
@@ -475,7 +497,9 @@ impl<F: Frontier> TreeBuilder<F> {
                 self.awaiting.len()
             )));
         }
-        self.unexpanded.clear();
+        // The unexpanded nodes become leaves; nodes committed from here on
+        // are unexpanded as before.
+        self.expand_cursor = self.tree.len();
         self.advance();
         Ok(&self.tree)
     }

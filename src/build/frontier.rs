@@ -106,10 +106,6 @@ pub const ROOT: u32 = u32::MAX;
 /// A candidate of the frontier, keyed by the `ln pi` it would have.
 pub type Candidate = Scored<LogKey, Child>;
 
-/// A tree node whose distribution has not been asked for yet, keyed by its
-/// own `ln pi` (an upper bound on every child's key); the item is its index.
-pub type Unexpanded = Scored<LogKey, u32>;
-
 /// The max-priority queue the builder keeps its candidates in.
 ///
 /// Two implementations exist so that the hot path can be benchmarked both

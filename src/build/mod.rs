@@ -2,21 +2,26 @@
 //!
 //! Because `pi(child) <= pi(parent)`, the `P` largest path probabilities
 //! already form a prefix-closed set, so the optimal tree is "take the `P` most
-//! probable prefixes". The builder finds them with two max-heaps
-//! ([`frontier`]):
+//! probable prefixes". The builder finds them best-first, with a max-heap
+//! and a cursor:
 //!
-//! - `candidates`: nodes whose key `ln pi` is known, each the `i`-th child of an
-//!   expanded node. Popping one adds it to the tree and pushes its next sibling
-//!   (the sibling trick: a parent's children enter one at a time, in order).
-//! - `unexpanded`: tree nodes whose distribution has not been asked for yet,
-//!   keyed by their own `ln pi`, an upper bound on every child's key.
+//! - `candidates` ([`frontier`]): nodes whose key `ln pi` is known, each the
+//!   `i`-th child of an expanded node. Popping one adds it to the tree and
+//!   pushes its next sibling (the sibling trick: a parent's children enter
+//!   one at a time, in order).
+//! - the unexpanded nodes: tree nodes whose distribution has not been asked
+//!   for yet, keyed by their own `ln pi`, an upper bound on every child's
+//!   key. Nodes enter the tree in non-increasing key order, so the best
+//!   unexpanded node is the oldest, and a cursor into the tree finds it.
 //!
 //! A candidate is committed when its key is at least the best unexpanded key;
 //! otherwise the best unexpanded node is expanded first. So the model is asked
 //! for a node's distribution only when one of its children could be next
 //! (lazy expansion), and a server can batch the `W` best pending expansions
-//! ([`IncrementalBuild`]). Context-free models are expanded eagerly from one
-//! shared copy of the distribution.
+//! ([`IncrementalBuild`]). Context-free models take their own path
+//! (`context_free.rs`): one shared distribution, so each rank's pending
+//! children are a cursor into the committed nodes and a small heap holds
+//! the ranks' heads.
 //!
 //! Cost: O(P log P) time for P nodes plus the model calls; space O(P + sum of
 //! the expanded distributions' lengths). A reused [`TreeBuilder`] keeps every
@@ -37,7 +42,8 @@
 //! against a brute-force canonical order). Following the canonical order
 //! exactly would need a rank-path comparison on every tied heap comparison.
 //!
-//! Files: `frontier.rs` (heap keys and queues), `builder.rs` ([`TreeBuilder`]),
+//! Files: `frontier.rs` (heap keys and the general path's candidate heap),
+//! `context_free.rs` (the context-free path), `builder.rs` ([`TreeBuilder`]),
 //! `incremental.rs` ([`IncrementalBuild`]), `path_cache.rs` (the path handed
 //! to the model, rebuilt from the last one), `batch.rs` (`build_batch`, feature
 //! `rayon`).
