@@ -14,8 +14,10 @@ use crate::model::NextTokenModel;
 use crate::tree::DraftTree;
 
 mod monte_carlo;
+mod propagate;
 
 pub use monte_carlo::{monte_carlo, MonteCarlo};
+use propagate::propagate;
 
 /// Exact value of a tree under a verifier.
 ///
@@ -58,10 +60,15 @@ impl Evaluation {
 /// one and allocates nothing once warmed up.
 #[derive(Debug, Default)]
 pub struct Evaluator {
+    /// `ln pi` and `pi` by slot: slot 0 is the root, node `v` is slot `v + 1`
+    /// (so a parent's slot is its index plus one, the root's `u32::MAX`
+    /// wrapping to 0: no branch).
     log_reach: Vec<f64>,
     reach: Vec<f64>,
     /// Token -> (p, ln p) for context-free verifiers with small token ids.
     dense: Vec<(f64, f64)>,
+    /// Node -> (p, ln p) of its token given its parent, on the general path.
+    conditional: Vec<(f64, f64)>,
     /// Children grouped by parent (CSR): `child_start[u+1]..child_start[u+2]`
     /// for node `u`, slot 0 for the root.
     child_start: Vec<u32>,
@@ -78,13 +85,13 @@ impl Evaluator {
     /// Per-node `ln pi(v)` of the last evaluation, in arena order (exact
     /// even where `pi(v)` underflows `f64`).
     pub fn log_reach(&self) -> &[f64] {
-        &self.log_reach
+        self.log_reach.get(1..).unwrap_or_default()
     }
 
     /// Per-node `pi(v)` of the last evaluation, in arena order. Prefix sums
     /// give `E[X]` of every prefix of a best-first tree.
     pub fn reach(&self) -> &[f64] {
-        &self.reach
+        self.reach.get(1..).unwrap_or_default()
     }
 
     /// `out[n - 1]`: `E[X]` of the first `n` nodes of the last evaluated
@@ -94,15 +101,19 @@ impl Evaluator {
     pub fn prefix_expected(&self, out: &mut Vec<f64>) {
         out.clear();
         let mut sum = 0.0;
-        for &lr in &self.log_reach {
+        for &lr in self.log_reach() {
             sum += lr.exp();
             out.push(sum);
         }
     }
 
     /// Evaluates `tree` under `verifier`: one model call per internal node
-    /// (one in all for a context-free model) and O(log k) per node for the
-    /// token look-up. Time O(|T| (depth + log k)), space O(|T|).
+    /// (one in all for a context-free model), then one pass over the arena.
+    /// The per-node token look-up is O(1) for a context-free model with
+    /// token ids below `4 (|T| + k)` (a table of `k` entries), O(log k)
+    /// otherwise; the general path also builds each model path, O(depth).
+    /// Time O(|T| + max token) context-free, O(|T| (depth + log k)) in
+    /// general; space O(|T| + max token).
     ///
     /// # Errors
     ///
@@ -113,95 +124,73 @@ impl Evaluator {
         tree: &DraftTree,
         verifier: &mut M,
     ) -> Result<Evaluation> {
-        let n = tree.len();
-        let parents = tree.parent_indices();
-        // Node i's parent is valid iff it is the root (u32::MAX, which wraps
-        // to 0) or p + 1 <= i: one branch-free comparison per node.
-        if let Some(bad) = (0..n).find(|&i| parents[i].wrapping_add(1) as usize > i) {
-            return Err(Error::InvalidTree {
-                node: bad,
-                reason: "parent does not come before the node".into(),
-            });
-        }
-        // First pass: the conditional p(token_v | parent) of every node, both
-        // in log space (exact per-node reach, never NaN) and linearly (the
-        // sums: a product that underflows to 0 stands for a reach below
-        // 1e-308, which no sum of at most MAX_CAPACITY nodes can notice).
-        self.log_reach.clear();
-        self.reach.clear();
-        if verifier.is_context_free() {
+        let mut accept_at_least = vec![0.0; tree.max_depth() as usize];
+        let Self {
+            log_reach,
+            reach,
+            dense,
+            ..
+        } = self;
+        let expected = if verifier.is_context_free() {
             let dist = verifier.next(&[])?;
-            let max_token = dist.tokens().iter().copied().max().unwrap_or(0) as usize;
-            if max_token <= 4 * (n + dist.len()) {
-                // Dense look-up table: O(1) per node, filled in O(max token).
-                self.dense.clear();
-                self.dense.resize(max_token + 1, (0.0, f64::NEG_INFINITY));
-                for ((&t, &p), &lp) in dist.tokens().iter().zip(dist.probs()).zip(dist.log_probs())
-                {
-                    self.dense[t as usize] = (p, lp);
-                }
-                // Written by extension, not into zeroed buffers (no memset),
-                // one exact-size extension per array (no capacity check per
-                // node, as a push has).
-                let dense = &self.dense;
-                let entry = |t: &TokenId| {
-                    dense
-                        .get(*t as usize)
-                        .copied()
-                        .unwrap_or((0.0, f64::NEG_INFINITY))
-                };
-                self.reach.extend(tree.tokens().iter().map(|t| entry(t).0));
-                self.log_reach
-                    .extend(tree.tokens().iter().map(|t| entry(t).1));
+            if fill_dense(dense, dist, tree.len()) {
+                let dense = &dense[..];
+                let entry = |_, t: TokenId| dense.get(t as usize).copied().unwrap_or(MISSING);
+                propagate(tree, reach, log_reach, &mut accept_at_least, entry)
             } else {
-                for &token in tree.tokens() {
-                    let (p, lp) = lookup(dist, token);
-                    self.reach.push(p);
-                    self.log_reach.push(lp);
-                }
+                let entry = |_, t| lookup(dist, t);
+                propagate(tree, reach, log_reach, &mut accept_at_least, entry)
             }
         } else {
-            self.log_reach.resize(n, f64::NEG_INFINITY);
-            self.reach.resize(n, 0.0);
-            self.group_children(parents);
-            for slot in 0..=n {
-                let kids = self.child_start[slot] as usize..self.child_start[slot + 1] as usize;
-                if kids.is_empty() {
-                    continue;
-                }
-                match slot {
-                    0 => self.path.clear(),
-                    u => tree.path_tokens(u - 1, &mut self.path),
-                }
-                let dist = verifier.next(&self.path)?;
-                for &c in &self.child_list[kids] {
-                    let c = c as usize;
-                    (self.reach[c], self.log_reach[c]) = lookup(dist, tree.token(c));
-                }
-            }
-        }
-        // Second pass, parents before children.
-        let mut accept_at_least = vec![0.0; tree.max_depth() as usize];
-        let mut expected = 0.0;
-        // Slices of length n: the compiler drops the checks on index v.
-        let depths = &tree.depths()[..n];
-        let parents = &parents[..n];
-        let log_reach = &mut self.log_reach[..n];
-        let reach = &mut self.reach[..n];
-        for v in 0..n {
-            if parents[v] != u32::MAX {
-                let p = parents[v] as usize;
-                // -inf + finite stays -inf: an unreachable subtree adds 0, never NaN.
-                log_reach[v] += log_reach[p];
-                reach[v] *= reach[p];
-            }
-            expected += reach[v];
-            accept_at_least[depths[v] as usize - 1] += reach[v];
-        }
+            self.fill_conditional(tree, verifier)?;
+            let Self {
+                log_reach,
+                reach,
+                conditional,
+                ..
+            } = self;
+            let conditional = &conditional[..];
+            let entry = |v: usize, _| conditional[v];
+            propagate(tree, reach, log_reach, &mut accept_at_least, entry)
+        }?;
         Ok(Evaluation {
             expected_accepted: expected,
             accept_at_least,
         })
+    }
+
+    /// General path: `conditional[v]` for every node, one model call per
+    /// parent with children. Time O(|T| (depth + log k)).
+    fn fill_conditional<M: NextTokenModel + ?Sized>(
+        &mut self,
+        tree: &DraftTree,
+        verifier: &mut M,
+    ) -> Result<()> {
+        let n = tree.len();
+        let parents = tree.parent_indices();
+        // Grouping needs valid parents; propagate checks them again, cheaply.
+        if let Some(bad) = (0..n).find(|&i| parents[i].wrapping_add(1) as usize > i) {
+            return Err(not_topological(bad));
+        }
+        // Every node is some slot's child, so every entry is written below.
+        self.conditional.resize(n, MISSING);
+        self.group_children(parents);
+        for slot in 0..=n {
+            let kids = self.child_start[slot] as usize..self.child_start[slot + 1] as usize;
+            if kids.is_empty() {
+                continue;
+            }
+            match slot {
+                0 => self.path.clear(),
+                u => tree.path_tokens(u - 1, &mut self.path),
+            }
+            let dist = verifier.next(&self.path)?;
+            for &c in &self.child_list[kids] {
+                let c = c as usize;
+                self.conditional[c] = lookup(dist, tree.token(c));
+            }
+        }
+        Ok(())
     }
 
     fn group_children(&mut self, parents: &[u32]) {
@@ -230,11 +219,37 @@ impl Evaluator {
     }
 }
 
+/// `(p, ln p)` of a token the verifier does not list.
+const MISSING: (f64, f64) = (0.0, f64::NEG_INFINITY);
+
+/// Fills `dense` (token -> (p, ln p)) if `dist`'s largest token id is
+/// below `4 (n + k)`, so the table costs no more than the tree; returns
+/// whether it did. O(max token).
+fn fill_dense(dense: &mut Vec<(f64, f64)>, dist: &TokenDist, n: usize) -> bool {
+    let max_token = dist.tokens().iter().copied().max().unwrap_or(0) as usize;
+    if max_token > 4 * (n + dist.len()) {
+        return false;
+    }
+    dense.clear();
+    dense.resize(max_token + 1, MISSING);
+    for ((&t, &p), &lp) in dist.tokens().iter().zip(dist.probs()).zip(dist.log_probs()) {
+        dense[t as usize] = (p, lp);
+    }
+    true
+}
+
+fn not_topological(node: usize) -> Error {
+    Error::InvalidTree {
+        node,
+        reason: "parent does not come before the node".into(),
+    }
+}
+
+/// `(p, ln p)` of `token` under `dist`, by binary search: O(log k).
 #[inline]
 fn lookup(dist: &TokenDist, token: TokenId) -> (f64, f64) {
-    dist.index_of(token).map_or((0.0, f64::NEG_INFINITY), |i| {
-        (dist.probs()[i], dist.log_probs()[i])
-    })
+    dist.index_of(token)
+        .map_or(MISSING, |i| (dist.probs()[i], dist.log_probs()[i]))
 }
 
 /// Exact `E[X]` and `P(X >= k)` of `tree` under `verifier` (docs/THEORY.md
