@@ -17,7 +17,7 @@ mod monte_carlo;
 mod propagate;
 
 pub use monte_carlo::{monte_carlo, MonteCarlo};
-use propagate::propagate;
+use propagate::{propagate, LANES};
 
 /// Exact value of a tree under a verifier.
 ///
@@ -69,6 +69,8 @@ pub struct Evaluator {
     dense: Vec<(f64, f64)>,
     /// Node -> (p, ln p) of its token given its parent, on the general path.
     conditional: Vec<(f64, f64)>,
+    /// Per depth, `LANES` partial sums of `pi` ([`propagate`]).
+    depth_sums: Vec<[f64; LANES]>,
     /// Children grouped by parent (CSR): `child_start[u+1]..child_start[u+2]`
     /// for node `u`, slot 0 for the root.
     child_start: Vec<u32>,
@@ -124,22 +126,25 @@ impl Evaluator {
         tree: &DraftTree,
         verifier: &mut M,
     ) -> Result<Evaluation> {
-        let mut accept_at_least = vec![0.0; tree.max_depth() as usize];
+        self.depth_sums.clear();
+        self.depth_sums
+            .resize(tree.max_depth() as usize, [0.0; LANES]);
         let Self {
             log_reach,
             reach,
             dense,
+            depth_sums,
             ..
         } = self;
-        let expected = if verifier.is_context_free() {
+        if verifier.is_context_free() {
             let dist = verifier.next(&[])?;
             if fill_dense(dense, dist, tree.len()) {
                 let dense = &dense[..];
                 let entry = |_, t: TokenId| dense.get(t as usize).copied().unwrap_or(MISSING);
-                propagate(tree, reach, log_reach, &mut accept_at_least, entry)
+                propagate(tree, reach, log_reach, depth_sums, entry)
             } else {
                 let entry = |_, t| lookup(dist, t);
-                propagate(tree, reach, log_reach, &mut accept_at_least, entry)
+                propagate(tree, reach, log_reach, depth_sums, entry)
             }
         } else {
             self.fill_conditional(tree, verifier)?;
@@ -147,14 +152,20 @@ impl Evaluator {
                 log_reach,
                 reach,
                 conditional,
+                depth_sums,
                 ..
             } = self;
             let conditional = &conditional[..];
             let entry = |v: usize, _| conditional[v];
-            propagate(tree, reach, log_reach, &mut accept_at_least, entry)
+            propagate(tree, reach, log_reach, depth_sums, entry)
         }?;
+        let accept_at_least: Vec<f64> = self
+            .depth_sums
+            .iter()
+            .map(|lanes| lanes.iter().sum::<f64>())
+            .collect();
         Ok(Evaluation {
-            expected_accepted: expected,
+            expected_accepted: accept_at_least.iter().sum(),
             accept_at_least,
         })
     }

@@ -7,9 +7,18 @@ use crate::dist::TokenId;
 use crate::error::Result;
 use crate::tree::DraftTree;
 
+/// Sums kept per depth: node `v` adds to lane `v % LANES`.
+pub(super) const LANES: usize = 4;
+
 /// Writes `pi` and `ln pi` of every node into slot `v + 1` of `reach` and
-/// `log_reach` (slot 0 is the root: 1 and 0), adds each node's `pi` to
-/// `accept_at_least[depth - 1]` and returns `E[X]`, their sum.
+/// `log_reach` (slot 0 is the root: 1 and 0) and adds each node's `pi` to
+/// `depth_sums[depth - 1][v % LANES]`, which must start at 0 (their sum
+/// over lanes is `P(X >= depth)`).
+///
+/// Consecutive nodes of a best-first tree mostly share a depth
+/// (docs/benchmarks.md, "Evaluation"), so one sum per depth would chain a
+/// store, a load and an add from node to node; `LANES` sums make `LANES`
+/// independent chains.
 /// `conditional(v, token_v)` gives `(p, ln p)` of node `v`'s token given
 /// its parent. Time O(|T| + depth) plus the calls, no allocation once the
 /// buffers have grown.
@@ -26,9 +35,9 @@ pub(super) fn propagate(
     tree: &DraftTree,
     reach: &mut Vec<f64>,
     log_reach: &mut Vec<f64>,
-    accept_at_least: &mut [f64],
+    depth_sums: &mut [[f64; LANES]],
     conditional: impl Fn(usize, TokenId) -> (f64, f64),
-) -> Result<f64> {
+) -> Result<()> {
     let n = tree.len();
     // Kept entries are not rewritten (no memset): every slot read below was
     // written earlier in this pass.
@@ -53,9 +62,9 @@ pub(super) fn propagate(
         r[v + 1] = pi;
         lr[v + 1] = lr[up] + lp;
         // Depths start at 1; a tree's depths never exceed its max_depth.
-        if let Some(sum) = accept_at_least.get_mut((depths[v] as usize).wrapping_sub(1)) {
-            *sum += pi;
+        if let Some(sums) = depth_sums.get_mut((depths[v] as usize).wrapping_sub(1)) {
+            sums[v % LANES] += pi;
         }
     }
-    Ok(accept_at_least.iter().sum())
+    Ok(())
 }
