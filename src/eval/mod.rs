@@ -57,7 +57,7 @@ impl Evaluation {
 }
 
 /// Reusable buffers for [`evaluate`]: a server evaluating every step keeps
-/// one and allocates nothing once warmed up.
+/// one and, once warmed up, allocates only the [`Evaluation`] it returns.
 #[derive(Debug, Default)]
 pub struct Evaluator {
     /// `ln pi` and `pi` by slot: slot 0 is the root, node `v` is slot `v + 1`
@@ -112,7 +112,7 @@ impl Evaluator {
     /// Evaluates `tree` under `verifier`: one model call per internal node
     /// (one in all for a context-free model), then one pass over the arena.
     /// The per-node token look-up is O(1) for a context-free model with
-    /// token ids below `4 (|T| + k)` (a table of `k` entries), O(log k)
+    /// token ids below `4 (|T| + k)` (a table indexed by token), O(log k)
     /// otherwise; the general path also builds each model path, O(depth).
     /// Time O(|T| + max token) context-free, O(|T| (depth + log k)) in
     /// general; space O(|T| + max token).

@@ -13,15 +13,14 @@ pub(super) const LANES: usize = 4;
 /// Writes `pi` and `ln pi` of every node into slot `v + 1` of `reach` and
 /// `log_reach` (slot 0 is the root: 1 and 0) and adds each node's `pi` to
 /// `depth_sums[depth - 1][v % LANES]`, which must start at 0 (their sum
-/// over lanes is `P(X >= depth)`).
+/// over lanes is `P(X >= depth)`). `conditional(v, token_v)` gives
+/// `(p, ln p)` of node `v`'s token given its parent. Time O(|T|) plus the
+/// calls, no allocation once the buffers have grown.
 ///
 /// Consecutive nodes of a best-first tree mostly share a depth
 /// (docs/benchmarks.md, "Evaluation"), so one sum per depth would chain a
 /// store, a load and an add from node to node; `LANES` sums make `LANES`
 /// independent chains.
-/// `conditional(v, token_v)` gives `(p, ln p)` of node `v`'s token given
-/// its parent. Time O(|T| + depth) plus the calls, no allocation once the
-/// buffers have grown.
 ///
 /// Log space keeps `ln pi` exact and never NaN (`-inf + finite` stays
 /// `-inf`); the linear product that underflows to 0 stands for a reach
@@ -58,8 +57,8 @@ pub(super) fn propagate(
         let (r, lr) = (&mut r[..first + LANES + 1], &mut lr[..first + LANES + 1]);
         for lane in 0..LANES {
             let v = first + lane;
-            let slot = Slot { r, lr, depth_sums };
-            if !slot.node(v, ps[lane], conditional(v, ts[lane]), ds[lane], lane) {
+            let writes = Writes { r, lr, depth_sums };
+            if !writes.node(v, ps[lane], conditional(v, ts[lane]), ds[lane], lane) {
                 bad = Some(v);
                 break 'chunks;
             }
@@ -67,13 +66,13 @@ pub(super) fn propagate(
     }
     if bad.is_none() {
         bad = (n - n % LANES..n).find(|&v| {
-            let slot = Slot {
+            let writes = Writes {
                 r: &mut r[..],
                 lr: &mut lr[..],
                 depth_sums: &mut depth_sums[..],
             };
             let cond = conditional(v, tokens[v]);
-            !slot.node(v, parents[v], cond, depths[v], v % LANES)
+            !writes.node(v, parents[v], cond, depths[v], v % LANES)
         });
     }
     if let Some(v) = bad {
@@ -84,14 +83,14 @@ pub(super) fn propagate(
     Ok(())
 }
 
-/// The buffers one node writes.
-struct Slot<'a> {
+/// The buffers a node writes into, bounded for the nodes at hand.
+struct Writes<'a> {
     r: &'a mut [f64],
     lr: &'a mut [f64],
     depth_sums: &'a mut [[f64; LANES]],
 }
 
-impl Slot<'_> {
+impl Writes<'_> {
     /// Node `v` with its parent, `(p, ln p)`, depth and lane; false if the
     /// parent does not come before it.
     #[inline(always)]
