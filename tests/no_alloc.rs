@@ -1,13 +1,16 @@
 //! The server hot paths allocate nothing in the steady state: a reused
-//! builder, a reused batch allocation (`BatchAllocator::allocate_into`) and
-//! `capacity::Controller`'s step (observe + next). A counting
-//! global allocator tallies allocations on this thread.
+//! builder, a reused evaluator (beyond the result it returns), a reused
+//! batch allocation (`BatchAllocator::allocate_into`) and
+//! `capacity::Controller`'s step (observe + next). A counting global
+//! allocator tallies allocations on this thread.
 
 use speclight::capacity::{
     Allocation, BatchAllocator, BatchLatencyProfile, Controller, ControllerConfig, LatencyProfile,
     ScheduleCost,
 };
-use speclight::{parse_dist, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder};
+use speclight::{
+    parse_dist, Evaluator, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -114,6 +117,44 @@ fn a_reused_batch_allocation_allocates_nothing() {
         }
     });
     assert_eq!(n, 0, "{n} allocations in steady state");
+}
+
+#[test]
+fn a_reused_evaluator_allocates_only_its_result() {
+    let mut iid = Iid::new(parse_dist("zipf:1.1:32").unwrap());
+    // Token ids far apart: no dense table, the binary-search look-up.
+    let spread: Vec<TokenId> = (0..32).map(|i| i * 1_000_000).collect();
+    let mut sparse = Iid::new(TokenDist::from_token_probs(&spread, iid.dist().probs()).unwrap());
+    let mut lazy = ByDepthParity {
+        even: parse_dist("zipf:1.3:16").unwrap(),
+        odd: parse_dist("geometric:0.6:24").unwrap(),
+    };
+    let mut evaluator = Evaluator::new();
+    for capacity in [64, 1024, 16384] {
+        let tree = TreeBuilder::new(capacity)
+            .unwrap()
+            .build_owned(&mut iid)
+            .unwrap();
+        // Warm-up evaluations size every buffer.
+        evaluator.evaluate(&tree, &mut iid).unwrap();
+        evaluator.evaluate(&tree, &mut sparse).unwrap();
+        evaluator.evaluate(&tree, &mut lazy).unwrap();
+        let n = allocations_during(|| {
+            for _ in 0..3 {
+                assert!(
+                    evaluator
+                        .evaluate(&tree, &mut iid)
+                        .unwrap()
+                        .expected_accepted
+                        > 0.0
+                );
+                evaluator.evaluate(&tree, &mut sparse).unwrap();
+                evaluator.evaluate(&tree, &mut lazy).unwrap();
+            }
+        });
+        // One per call: the returned `accept_at_least`.
+        assert_eq!(n, 9, "P = {capacity}: {n} allocations for 9 evaluations");
+    }
 }
 
 #[test]
