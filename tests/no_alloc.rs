@@ -1,5 +1,5 @@
 //! The server hot paths allocate nothing in the steady state: a reused
-//! builder, a reused evaluator (beyond the result it returns), a reused
+//! builder, a reused evaluation (`Evaluator::evaluate_into`), a reused
 //! batch allocation (`BatchAllocator::allocate_into`) and
 //! `capacity::Controller`'s step (observe + next). A counting global
 //! allocator tallies allocations on this thread.
@@ -9,7 +9,7 @@ use speclight::capacity::{
     ScheduleCost,
 };
 use speclight::{
-    parse_dist, Evaluator, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder,
+    parse_dist, Evaluation, Evaluator, Iid, NextTokenModel, Result, TokenDist, TokenId, TreeBuilder,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -120,7 +120,7 @@ fn a_reused_batch_allocation_allocates_nothing() {
 }
 
 #[test]
-fn a_reused_evaluator_allocates_only_its_result() {
+fn a_reused_evaluator_allocates_nothing_into_a_kept_result() {
     let mut iid = Iid::new(parse_dist("zipf:1.1:32").unwrap());
     // Token ids far apart: no dense table, the binary-search look-up.
     let spread: Vec<TokenId> = (0..32).map(|i| i * 1_000_000).collect();
@@ -130,30 +130,34 @@ fn a_reused_evaluator_allocates_only_its_result() {
         odd: parse_dist("geometric:0.6:24").unwrap(),
     };
     let mut evaluator = Evaluator::new();
+    let mut out = Evaluation::default();
     for capacity in [64, 1024, 16384] {
         let tree = TreeBuilder::new(capacity)
             .unwrap()
             .build_owned(&mut iid)
             .unwrap();
         // Warm-up evaluations size every buffer.
-        evaluator.evaluate(&tree, &mut iid).unwrap();
-        evaluator.evaluate(&tree, &mut sparse).unwrap();
-        evaluator.evaluate(&tree, &mut lazy).unwrap();
+        evaluator.evaluate_into(&tree, &mut iid, &mut out).unwrap();
+        evaluator
+            .evaluate_into(&tree, &mut sparse, &mut out)
+            .unwrap();
+        evaluator.evaluate_into(&tree, &mut lazy, &mut out).unwrap();
         let n = allocations_during(|| {
             for _ in 0..3 {
-                assert!(
-                    evaluator
-                        .evaluate(&tree, &mut iid)
-                        .unwrap()
-                        .expected_accepted
-                        > 0.0
-                );
-                evaluator.evaluate(&tree, &mut sparse).unwrap();
-                evaluator.evaluate(&tree, &mut lazy).unwrap();
+                evaluator.evaluate_into(&tree, &mut iid, &mut out).unwrap();
+                assert!(out.expected_accepted > 0.0);
+                evaluator
+                    .evaluate_into(&tree, &mut sparse, &mut out)
+                    .unwrap();
+                evaluator.evaluate_into(&tree, &mut lazy, &mut out).unwrap();
             }
         });
-        // One per call: the returned `accept_at_least`.
-        assert_eq!(n, 9, "P = {capacity}: {n} allocations for 9 evaluations");
+        assert_eq!(n, 0, "P = {capacity}: {n} allocations in steady state");
+        // `evaluate` returns a new result: its one allocation.
+        let n = allocations_during(|| {
+            evaluator.evaluate(&tree, &mut iid).unwrap();
+        });
+        assert_eq!(n, 1, "P = {capacity}: {n} allocations for one evaluate");
     }
 }
 

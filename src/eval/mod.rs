@@ -32,7 +32,7 @@ use propagate::{propagate, LANES};
 /// assert_eq!(ev.accept_at_least, vec![1.0, 0.25]);
 /// # Ok::<(), speclight::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evaluation {
     /// `E[X]`, the expected number of accepted draft tokens.
     pub expected_accepted: f64,
@@ -126,6 +126,24 @@ impl Evaluator {
         tree: &DraftTree,
         verifier: &mut M,
     ) -> Result<Evaluation> {
+        let mut out = Evaluation::default();
+        self.evaluate_into(tree, verifier, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Evaluator::evaluate`], writing into `out` and reusing its
+    /// buffer: a server that keeps `out` between steps allocates nothing
+    /// once the buffers have grown. On error `out` is unspecified.
+    ///
+    /// # Errors
+    ///
+    /// As [`Evaluator::evaluate`].
+    pub fn evaluate_into<M: NextTokenModel + ?Sized>(
+        &mut self,
+        tree: &DraftTree,
+        verifier: &mut M,
+        out: &mut Evaluation,
+    ) -> Result<()> {
         self.depth_sums.clear();
         self.depth_sums
             .resize(tree.max_depth() as usize, [0.0; LANES]);
@@ -159,15 +177,14 @@ impl Evaluator {
             let entry = |v: usize, _| conditional[v];
             propagate(tree, reach, log_reach, depth_sums, entry)
         }?;
-        let accept_at_least: Vec<f64> = self
-            .depth_sums
-            .iter()
-            .map(|lanes| lanes.iter().sum::<f64>())
-            .collect();
-        Ok(Evaluation {
-            expected_accepted: accept_at_least.iter().sum(),
-            accept_at_least,
-        })
+        out.accept_at_least.clear();
+        out.accept_at_least.extend(
+            self.depth_sums
+                .iter()
+                .map(|lanes| lanes.iter().sum::<f64>()),
+        );
+        out.expected_accepted = out.accept_at_least.iter().sum();
+        Ok(())
     }
 
     /// General path: `conditional[v]` for every node, one model call per
