@@ -69,7 +69,7 @@ pub struct Solution {
 /// - with the verifier equal to the drafter, `E[X](n, D) = OPT(n)` is the
 ///   builder's prefix-sum curve ([`TreeBuilder::opt_curve`]);
 /// - with a separate verifier, one DP pass over the `N`-node tree gives every
-///   node's verifier reach `pi_p(v)` ([`Evaluator::log_reach`]) and
+///   node's verifier reach `pi_p(v)` ([`Evaluator::log_reach`](crate::Evaluator::log_reach)) and
 ///   `E[X](n, D)` is the prefix sum of the first `n` of them.
 ///
 /// The drafter's cost of row `(n, D)` is that of the `n`-node tree

@@ -30,7 +30,7 @@ pub fn looks_like(record: &Value) -> bool {
 ///
 /// # Errors
 ///
-/// [`Error::Metrics`] naming the record for a missing `draft_n_accepted`, a
+/// [`Error::Metrics`](crate::Error::Metrics) naming the record for a missing `draft_n_accepted`, a
 /// bad count, or more accepted than drafted tokens.
 pub fn parse(records: &[Value]) -> Result<DraftTotals> {
     DraftTotals::sum_records(

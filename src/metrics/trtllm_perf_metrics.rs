@@ -37,7 +37,7 @@ pub fn looks_like(record: &Value) -> bool {
 ///
 /// # Errors
 ///
-/// [`Error::Metrics`] naming the record for a missing accepted count, a bad
+/// [`Error::Metrics`](crate::Error::Metrics) naming the record for a missing accepted count, a bad
 /// count, or more accepted than drafted tokens.
 pub fn parse(records: &[Value]) -> Result<DraftTotals> {
     DraftTotals::sum_records(
