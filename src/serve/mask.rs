@@ -18,6 +18,7 @@ impl VerifierInputs {
     /// width is unchanged, the old buffer's words there are already zero,
     /// and words past its end are zeroed by `resize`. A new row width moves
     /// every row, so the buffer then starts from zeros.
+    #[inline(never)] // see fill_inner
     pub(super) fn fill_mask(&mut self) {
         let n = self.num_positions();
         let wpr = n.div_ceil(64);
