@@ -8,36 +8,28 @@ use ndarray::{Array2, ArrayViewMut2};
 
 impl VerifierInputs {
     /// Packed mask: row `j` = row(parent) | bit `j`; parents come first.
-    /// O(P * (P + 1) / 128) time: row `j` has bits only at positions `<= j`,
-    /// so only its words `0..=j / 64` are written, about half the mask
-    /// (issue 16). They are a copy of the parent's same words (those past
-    /// `p / 64` are zero) with bit `j` set.
-    ///
-    /// The words right of each row's diagonal word are zero after every
-    /// fill, and `clear` (after a failed fill) empties the buffer: so if the row
-    /// width is unchanged, the old buffer's words there are already zero,
-    /// and words past its end are zeroed by `resize`. A new row width moves
-    /// every row, so the buffer then starts from zeros.
+    /// O(P * (P + 1) / 64) time, every word written once: row 0 is written
+    /// whole and every other row is a copy of its parent's, so the buffer
+    /// is not zeroed first (that memset was a third of `fill`'s
+    /// instructions at P = 1024, issue 16).
     #[inline(never)] // see fill_inner
     pub(super) fn fill_mask(&mut self) {
         let n = self.num_positions();
         let wpr = n.div_ceil(64);
-        if wpr != self.words_per_row {
-            self.mask_words.clear();
-            self.words_per_row = wpr;
-        }
+        self.words_per_row = wpr;
+        // Keeps the old words: each is overwritten below.
         self.mask_words.resize(n * wpr, 0);
         if n == 0 {
             return;
         }
         let words = &mut self.mask_words[..];
+        words[..wpr].fill(0);
         words[0] = 1;
         for (j, &p) in self.parents.iter().enumerate().skip(1) {
             // Parents come first: row p is already written.
-            let (p, len) = (p as usize, j / 64 + 1);
-            let (done, row) = words.split_at_mut(j * wpr);
-            copy_words(&mut row[..len], &done[p * wpr..][..len]);
-            row[j / 64] |= 1 << (j % 64);
+            let p = p as usize;
+            words.copy_within(p * wpr..(p + 1) * wpr, j * wpr);
+            words[j * wpr + j / 64] |= 1 << (j % 64);
         }
     }
 
@@ -139,23 +131,5 @@ impl VerifierInputs {
             }
         }
         Ok(())
-    }
-}
-
-/// `dst.copy_from_slice(src)` for short rows, inline: four words at a time,
-/// then the rest one by one (a `memcpy` call per row cost more than the copy).
-#[inline]
-fn copy_words(dst: &mut [u64], src: &[u64]) {
-    let mut d = dst.chunks_exact_mut(4);
-    let mut s = src.chunks_exact(4);
-    for (a, b) in (&mut d).zip(&mut s) {
-        a.copy_from_slice(b);
-    }
-    let (d, s) = (d.into_remainder(), s.remainder());
-    match (d, s) {
-        ([a, b, c], [x, y, z]) => (*a, *b, *c) = (*x, *y, *z),
-        ([a, b], [x, y]) => (*a, *b) = (*x, *y),
-        ([a], [x]) => *a = *x,
-        _ => {}
     }
 }
