@@ -112,8 +112,8 @@ impl VerifierInputs {
         }
         let max_depth = tree.max_depth();
         // Each step stays its own function (`#[inline(never)]`): inlined
-        // into one, the same code ran about 1.5 us slower at P = 1024
-        // (issue 16, docs/benchmarks.md), and five calls cost nothing.
+        // into one, the same code ran about 1 us slower at P = 1024 (and
+        // 25 more instructions per node; issue 16, docs/benchmarks.md).
         self.fill_nodes(tree, max_depth, context_len, root)?;
         self.fill_mask();
         self.fill_links();
