@@ -111,6 +111,9 @@ impl VerifierInputs {
             });
         }
         let max_depth = tree.max_depth();
+        // Each step stays its own function (`#[inline(never)]`): inlined
+        // into one, the same code ran about 1 us slower at P = 1024 (and
+        // 25 more instructions per node; issue 16, docs/benchmarks.md).
         self.fill_nodes(tree, max_depth, context_len, root)?;
         self.fill_mask();
         self.fill_links();
@@ -119,6 +122,7 @@ impl VerifierInputs {
     }
 
     /// Tokens, depths, position ids and parents, root first. O(P).
+    #[inline(never)] // see fill_inner
     fn fill_nodes(
         &mut self,
         tree: &DraftTree,
@@ -166,6 +170,7 @@ impl VerifierInputs {
     /// First child / next sibling in arena order: prepend while scanning
     /// backwards. O(P). `next_sibling` is not pre-filled: the scan writes
     /// every entry but the root's.
+    #[inline(never)] // see fill_inner
     fn fill_links(&mut self) {
         let n = self.num_positions();
         self.first_child.clear();
@@ -184,6 +189,7 @@ impl VerifierInputs {
     /// root first. O(leaves * cols), every entry written once: the leaves
     /// are counted first so the buffer is sized once, then each row gets
     /// its path (walked up from the leaf) and its padding.
+    #[inline(never)] // see fill_inner
     fn fill_retrieve(&mut self, cols: usize) {
         let leaves = self.first_child.iter().filter(|&&c| c == NONE).count();
         self.retrieve_cols = cols;

@@ -12,6 +12,7 @@ impl VerifierInputs {
     /// whole and every other row is a copy of its parent's, so the buffer
     /// is not zeroed first (that memset was a third of `fill`'s
     /// instructions at P = 1024, issue 16).
+    #[inline(never)] // see fill_inner
     pub(super) fn fill_mask(&mut self) {
         let n = self.num_positions();
         let wpr = n.div_ceil(64);

@@ -302,3 +302,43 @@ fn write_into_copies_every_array() {
     check(&inp, VerifierInputs::next_sibling);
     check(&inp, VerifierInputs::mask_words);
 }
+
+/// `fill_mask` leaves each row's words right of its diagonal word as the
+/// previous fill left them when the row width is unchanged (they are zero
+/// there). A deep chain (every row dense up to its diagonal), then a star of
+/// the same width, a failed fill, a wider and a narrower tree must each equal
+/// a fresh fill.
+#[test]
+fn reused_mask_equals_fresh_across_widths_and_errors() {
+    let chain = |n: usize| {
+        let mut t = DraftTree::new();
+        for i in 0..n {
+            t.push(i.checked_sub(1), 1, -(i as f64)).unwrap();
+        }
+        t
+    };
+    let star = |n: usize| {
+        let mut t = DraftTree::new();
+        for i in 0..n {
+            t.push(None, i as u32, -1.0).unwrap();
+        }
+        t
+    };
+    let mut duplicate = star(3);
+    duplicate.push(None, 0, -1.0).unwrap();
+    let mut reused = VerifierInputs::new();
+    for (t, ok) in [
+        (chain(120), true),
+        (star(100), true),
+        (chain(127), true),
+        (duplicate, false),
+        (star(126), true),
+        (chain(200), true),
+        (chain(70), true),
+    ] {
+        assert_eq!(reused.fill(&t, 5, 9).is_ok(), ok);
+        let mut fresh = VerifierInputs::new();
+        assert_eq!(fresh.fill(&t, 5, 9).is_ok(), ok);
+        assert_eq!(format!("{reused:?}"), format!("{fresh:?}"));
+    }
+}

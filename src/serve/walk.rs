@@ -13,6 +13,7 @@ impl VerifierInputs {
     ///
     /// A counting sort by parent (children land in arena order), then each
     /// group is sorted by token unless every group already is.
+    #[inline(never)] // see fill_inner
     pub(super) fn index_children(&mut self) -> Result<()> {
         let n = self.num_positions();
         // Counts at `p + 2`, so that after the prefix sum `child_start[p + 1]`
