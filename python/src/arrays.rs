@@ -3,8 +3,11 @@
 //! dtype, size and contiguity, as outlines-core's `write_mask_into` does) so
 //! that a server's step allocates nothing on the Python side.
 
-use numpy::{Element, PyArray1, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArray1, PyReadonlyArray1, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
+use pyo3::types::PyAnyMethods;
 use speclight::{TokenDist, TokenId};
 
 use crate::errors::{value_error, OrValueError};
@@ -12,10 +15,28 @@ use crate::errors::{value_error, OrValueError};
 /// Largest token id a distribution may carry (`TokenId` is `u32`).
 const MAX_TOKEN: i64 = u32::MAX as i64;
 
+/// Floats read from Python: a 1-D `float64` numpy array in one copy, any
+/// other sequence of numbers element by element. The sequence protocol
+/// costs about a microsecond more for a 32-entry array, a third of a
+/// build call (docs/python.md, "Overhead").
+pub struct Floats(pub Vec<f64>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Floats {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(array) = obj.extract::<PyReadonlyArray1<'py, f64>>() {
+            return Ok(Self(array.as_array().to_vec()));
+        }
+        obj.extract::<Vec<f64>>().map(Self)
+    }
+}
+
 /// A drafter's or verifier's next-token distribution from natural-log
 /// probabilities (any sequence of floats) and optional token ids (default:
 /// the index, `0..len`).
-pub fn dist_from_logprobs(logprobs: Vec<f64>, tokens: Option<Vec<i64>>) -> PyResult<TokenDist> {
+pub fn dist_from_logprobs(logprobs: Floats, tokens: Option<Vec<i64>>) -> PyResult<TokenDist> {
+    let logprobs = logprobs.0;
     let tokens = match tokens {
         Some(t) => token_ids(&t, logprobs.len())?,
         None => (0..logprobs.len())

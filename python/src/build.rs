@@ -3,11 +3,11 @@
 //! builder, and a batch over many requests with the GIL released.
 
 use pyo3::prelude::*;
-use speclight::{evaluate, Iid, TreeBuilder};
+use speclight::{Evaluator, Iid, TreeBuilder};
 
 use numpy::PyArray1;
 
-use crate::arrays::{dist_from_logprobs, int64_array};
+use crate::arrays::{dist_from_logprobs, int64_array, Floats};
 use crate::errors::{value_error, OrValueError};
 use crate::tree::PyTree;
 
@@ -42,7 +42,7 @@ impl PyBuilder {
     fn build(
         &mut self,
         py: Python<'_>,
-        logprobs: Vec<f64>,
+        logprobs: Floats,
         tokens: Option<Vec<i64>>,
     ) -> PyResult<PyTree> {
         let mut drafter = Iid::new(dist_from_logprobs(logprobs, tokens)?);
@@ -58,7 +58,7 @@ impl PyBuilder {
     /// needed (one batched draft forward pass), `feed` each, until the
     /// batch is empty; `finish()` returns the tree.
     #[pyo3(signature = (logprobs, tokens = None))]
-    fn begin(&mut self, logprobs: Vec<f64>, tokens: Option<Vec<i64>>) -> PyResult<()> {
+    fn begin(&mut self, logprobs: Floats, tokens: Option<Vec<i64>>) -> PyResult<()> {
         let root = dist_from_logprobs(logprobs, tokens)?;
         self.builder.begin(&root);
         self.in_progress = true;
@@ -104,7 +104,7 @@ impl PyBuilder {
 
     /// Supplies the drafter's distribution after `node`'s path.
     #[pyo3(signature = (node, logprobs, tokens = None))]
-    fn feed(&mut self, node: usize, logprobs: Vec<f64>, tokens: Option<Vec<i64>>) -> PyResult<()> {
+    fn feed(&mut self, node: usize, logprobs: Floats, tokens: Option<Vec<i64>>) -> PyResult<()> {
         self.check_in_progress()?;
         let dist = dist_from_logprobs(logprobs, tokens)?;
         self.builder.resume().feed(node, &dist).or_value_error()
@@ -148,7 +148,9 @@ impl PyBuilder {
 
 fn build_and_evaluate(builder: &mut TreeBuilder, drafter: &mut Iid) -> speclight::Result<PyTree> {
     let tree = builder.build_owned(drafter)?;
-    let value = evaluate(&tree, drafter)?.expected_accepted;
+    // E[X] under the drafter is the sum of the tree's path probabilities:
+    // the builder's OPT curve ends there (no second pass over the tree).
+    let value = builder.opt_curve().last().copied().unwrap_or(0.0);
     Ok(PyTree::new(tree, Some(value)))
 }
 
@@ -157,7 +159,7 @@ fn build_and_evaluate(builder: &mut TreeBuilder, drafter: &mut Iid) -> speclight
 #[pyo3(signature = (logprobs, capacity, max_depth = None, tokens = None))]
 pub fn build(
     py: Python<'_>,
-    logprobs: Vec<f64>,
+    logprobs: Floats,
     capacity: usize,
     max_depth: Option<u32>,
     tokens: Option<Vec<i64>>,
@@ -171,7 +173,7 @@ pub fn build(
 #[pyo3(signature = (logprobs, capacity, max_depth = None))]
 pub fn build_batch(
     py: Python<'_>,
-    logprobs: Vec<Vec<f64>>,
+    logprobs: Vec<Floats>,
     capacity: usize,
     max_depth: Option<u32>,
 ) -> PyResult<Vec<PyTree>> {
@@ -182,11 +184,15 @@ pub fn build_batch(
     let trees = py
         .detach(|| speclight::build_batch(&mut drafters, capacity, max_depth))
         .or_value_error()?;
+    let mut evaluator = Evaluator::new();
     trees
         .into_iter()
         .zip(drafters.iter_mut())
         .map(|(tree, drafter)| {
-            let value = evaluate(&tree, drafter).or_value_error()?.expected_accepted;
+            let value = evaluator
+                .evaluate(&tree, drafter)
+                .or_value_error()?
+                .expected_accepted;
             Ok(PyTree::new(tree, Some(value)))
         })
         .collect()

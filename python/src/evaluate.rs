@@ -8,7 +8,7 @@ use speclight::bound::{
 };
 use speclight::{evaluate as evaluate_tree, Iid};
 
-use crate::arrays::dist_from_logprobs;
+use crate::arrays::{dist_from_logprobs, Floats};
 use crate::errors::OrValueError;
 use crate::tree::PyTree;
 
@@ -20,7 +20,7 @@ use crate::tree::PyTree;
 pub fn evaluate<'py>(
     py: Python<'py>,
     tree: &PyTree,
-    logprobs: Vec<f64>,
+    logprobs: Floats,
     tokens: Option<Vec<i64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut verifier = Iid::new(dist_from_logprobs(logprobs, tokens)?);
@@ -40,7 +40,7 @@ pub fn evaluate<'py>(
 #[pyo3(signature = (logprobs, capacity, max_depth = None, tokens = None))]
 pub fn bounds<'py>(
     py: Python<'py>,
-    logprobs: Vec<f64>,
+    logprobs: Floats,
     capacity: usize,
     max_depth: Option<u32>,
     tokens: Option<Vec<i64>>,

@@ -23,7 +23,7 @@ use speclight::tune::{
 };
 use speclight::{Iid, TreeBuilder};
 
-use crate::arrays::dist_from_logprobs;
+use crate::arrays::{dist_from_logprobs, Floats};
 use crate::errors::{value_error, OrValueError};
 use crate::sources::latency_profile;
 use crate::tree::PyTree;
@@ -56,14 +56,14 @@ fn draft_cost(step: Option<f64>, profile: Option<&Bound<'_, PyAny>>) -> PyResult
 #[allow(clippy::too_many_arguments)] // the CLI's flags, one keyword each
 pub fn solve<'py>(
     py: Python<'py>,
-    logprobs: Vec<f64>,
+    logprobs: Floats,
     latency: &Bound<'py, PyAny>,
     draft_step: Option<f64>,
     draft_profile: Option<&Bound<'py, PyAny>>,
     overhead: f64,
     max_depth: u32,
     max_capacity: Option<usize>,
-    verifier_logprobs: Option<Vec<f64>>,
+    verifier_logprobs: Option<Floats>,
     tokens: Option<Vec<i64>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut drafter = Iid::new(dist_from_logprobs(logprobs, tokens.clone())?);
@@ -109,7 +109,7 @@ pub fn solve<'py>(
 pub fn deploy<'py>(
     py: Python<'py>,
     server: &str,
-    logprobs: Option<Vec<f64>>,
+    logprobs: Option<Floats>,
     capacity: Option<usize>,
     max_depth: Option<u32>,
     report: Option<PathBuf>,
@@ -243,11 +243,11 @@ pub fn tune<'py>(
 #[allow(clippy::too_many_arguments)] // the CLI's flags, one keyword each
 pub fn certificate<'py>(
     py: Python<'py>,
-    logprobs: Vec<f64>,
+    logprobs: Floats,
     capacity: usize,
     max_depth: Option<u32>,
     tree: Option<&PyTree>,
-    drafter_logprobs: Option<Vec<f64>>,
+    drafter_logprobs: Option<Floats>,
     node_limit: usize,
     tokens: Option<Vec<i64>>,
 ) -> PyResult<Bound<'py, PyAny>> {

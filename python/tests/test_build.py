@@ -193,3 +193,25 @@ def test_incremental_misuse_raises():
     with pytest.raises(ValueError):
         builder.next_batch(0)
     assert len(nodes) >= 1
+
+
+def test_logprobs_from_any_sequence_give_the_same_tree():
+    """float64 arrays take a one-copy path; lists, float32 arrays, strided
+    views and the rows of a 2-D array must give the very same trees."""
+    weights = np.arange(1, 13, dtype=np.float64) ** -1.2
+    lp = np.log(weights / weights.sum())
+    strided = np.repeat(lp, 2)[::2]
+    assert not strided.flags["C_CONTIGUOUS"]
+    single = lp.astype(np.float32)
+    for given, as_list in ((lp, lp.tolist()), (strided, lp.tolist()), (tuple(lp), lp.tolist()),
+                           (single, single.tolist())):
+        want = speclight.build(as_list, 20)
+        got = speclight.build(given, 20)
+        assert got.parents.tolist() == want.parents.tolist()
+        assert got.tokens.tolist() == want.tokens.tolist()
+        assert got.expected_accepted == want.expected_accepted
+    want = speclight.build(lp.tolist(), 20)
+    batch = speclight.build_batch(np.stack([lp, lp]), 20)
+    assert [t.tokens.tolist() for t in batch] == [want.tokens.tolist()] * 2
+    with pytest.raises(TypeError):
+        speclight.build("not numbers", 20)
