@@ -57,7 +57,8 @@ impl Evaluation {
 }
 
 /// Reusable buffers for [`evaluate`]: a server evaluating every step keeps
-/// one and, once warmed up, allocates only the [`Evaluation`] it returns.
+/// one and, once warmed up, allocates only the [`Evaluation`] it returns,
+/// or nothing with [`Evaluator::evaluate_into`] and a kept `Evaluation`.
 #[derive(Debug, Default)]
 pub struct Evaluator {
     /// `ln pi` and `pi` by slot: slot 0 is the root, node `v` is slot `v + 1`
