@@ -69,7 +69,7 @@ use crate::error::{Error, Result};
 /// Memory is O(P) for a context-free model and O(P k) for one whose `k`-token
 /// distributions depend on the path (each expanded node's distribution is
 /// copied, 12 bytes per token: token and log-probability): at this maximum,
-/// measured peak RSS is 71 MiB and 479 MiB with `k = 32`
+/// measured peak RSS is 55 MiB and 463 MiB with `k = 32`
 /// (`cargo run --release --example max_capacity`; docs/limits.md).
 pub const MAX_CAPACITY: usize = 1 << 20;
 
