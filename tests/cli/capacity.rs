@@ -2,7 +2,7 @@
 //! agreement with the library, and one-line errors.
 #![cfg(feature = "cli")]
 
-use crate::harness::{speclight, temp_file};
+use crate::harness::{speclight, stdout_json, temp_file};
 use speclight::capacity::{allocate, CapacitySolver, CostModel, DraftCost, LatencyProfile};
 use speclight::{parse_dist, Iid};
 
@@ -10,12 +10,7 @@ const DIST: &str = "0.634,0.108,0.057,0.034,0.023";
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = speclight(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("valid json")
+    stdout_json(&out)
 }
 
 #[test]

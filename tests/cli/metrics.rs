@@ -3,16 +3,11 @@
 //! bad input: missing counters, negative counts, inconsistent totals.
 #![cfg(feature = "cli")]
 
-use crate::harness::speclight;
+use crate::harness::{speclight, stdout_json};
 
 fn fit_json(file: &str) -> serde_json::Value {
     let out = speclight(&["tune", "--metrics", file, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    stdout_json(&out)
 }
 
 /// (fixture, format, steps, reached per depth)
@@ -94,12 +89,7 @@ fn with_a_profile_it_prints_the_best_chain_per_batch_size() {
         "0.0015",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&out);
     let chain = doc["chain_schedule"].as_array().unwrap();
     assert_eq!(chain.len(), 8);
     for w in chain.windows(2) {
@@ -196,12 +186,7 @@ fn llamacpp_timings_give_the_rate_and_only_with_a_draft_length_a_model() {
         "4",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&out);
     let c = &doc["constant_depth"];
     assert_eq!(c["steps"].as_u64(), Some(25));
     assert!(c["assumption"]
@@ -258,12 +243,7 @@ fn rank_tail_predicts_trees_no_worse_than_the_chain_and_says_so() {
         "1,2,3,8",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&out);
     let tree = &doc["tree_prediction"];
     assert!(tree["assumption"]
         .as_str()
@@ -350,12 +330,7 @@ fn tensorrt_llm_perf_metrics_are_totals_like_llamacpp_timings() {
     );
     assert!((doc["acceptance_rate"].as_f64().unwrap() - 40.0 / 90.0).abs() < 1e-15);
     let out = speclight(&["tune", "--metrics", file, "--draft-length", "3", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&out);
     assert_eq!(doc["constant_depth"]["steps"].as_u64(), Some(30));
     let a = doc["constant_depth"]["acceptance_per_depth"]
         .as_f64()

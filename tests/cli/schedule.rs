@@ -3,7 +3,7 @@
 //! library, and one-line errors naming the bad row.
 #![cfg(feature = "cli")]
 
-use crate::harness::speclight;
+use crate::harness::{speclight, stdout_json};
 use speclight::capacity::{BatchLatencyProfile, LatencyProfile, ScheduleCost, Scheduler};
 use speclight::{parse_dist, Iid};
 
@@ -27,12 +27,7 @@ fn schedule_json() -> serde_json::Value {
         "8",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("valid json")
+    stdout_json(&out)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! agreement with the library, line-numbered errors, and `--help` examples.
 #![cfg(feature = "cli")]
 
-use crate::harness::{scratch, speclight};
+use crate::harness::{scratch, speclight, stdout_json};
 use speclight::tune::{tune, Split, SyntheticTrace, TuneConfig, TuneReport};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -146,8 +146,7 @@ fn tune_writes_the_report_and_agrees_with_the_library() {
         "--capacities",
         "4",
     ]);
-    assert!(out.status.success());
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&out);
     assert_eq!(doc["results"][0]["capacity"], 4);
     // Holding out sequences 90..120 measures exactly their 30 x 20 groups.
     let out = speclight(&[
@@ -158,12 +157,7 @@ fn tune_writes_the_report_and_agrees_with_the_library() {
         "--heldout-from-seq",
         "90",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&out);
     assert_eq!(doc["heldout_groups"], 600);
     assert_eq!(doc["train_groups"], 1800);
 }
@@ -280,12 +274,7 @@ fn pair_trace_writes_a_valid_trace_split_by_prompt_source() {
         "2,4",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&out);
     assert_eq!(doc["train_groups"], 30);
     assert_eq!(doc["heldout_groups"], 20);
 }
@@ -566,7 +555,6 @@ fn tune_reports_each_servers_configuration_and_a_level_uniform_vllm_tree() {
         "0.25",
         "--json",
     ]);
-    assert!(out.status.success());
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = stdout_json(&out);
     assert_eq!(json["deploy"], doc["deploy"]);
 }
