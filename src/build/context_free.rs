@@ -22,7 +22,7 @@
 //! differ), no model call and no allocation once the buffers have grown;
 //! reset O(min(V, P)). Space O(P + min(V, P)).
 
-use super::frontier::ROOT;
+use super::frontier::{LogKey, ROOT};
 use crate::dist::{TokenDist, TokenId};
 use crate::tree::DraftTree;
 
@@ -56,17 +56,15 @@ struct Head {
     rank: u32,
 }
 
-/// Maps a key in `[-inf, 0]` to a `u64` that orders as the key does (the
-/// bit patterns of such floats order in reverse, as
-/// [`super::frontier::LogKey`] explains).
+/// A key's [`LogKey::order`].
 #[inline]
 fn order_bits(key: f64) -> u64 {
-    !key.to_bits()
+    LogKey::new(key).order()
 }
 
 #[inline]
 fn key_of(order: u64) -> f64 {
-    f64::from_bits(!order)
+    LogKey::from_order(order).get()
 }
 
 /// A node leaving the queues for the tree, with the OPT curve's new value.

@@ -38,6 +38,20 @@ impl LogKey {
     pub fn get(self) -> f64 {
         self.0
     }
+
+    /// The key as a `u64` that orders as the key does, larger first (the
+    /// negated bits): what the context-free heap and the allocator's
+    /// tournament store, so that one integer comparison orders two keys.
+    #[inline]
+    pub fn order(self) -> u64 {
+        !self.0.to_bits()
+    }
+
+    /// The key whose [`LogKey::order`] is `order`.
+    #[inline]
+    pub fn from_order(order: u64) -> Self {
+        Self(f64::from_bits(!order))
+    }
 }
 
 impl PartialEq for LogKey {
@@ -54,7 +68,7 @@ impl PartialOrd for LogKey {
 impl Ord for LogKey {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        other.0.to_bits().cmp(&self.0.to_bits())
+        self.order().cmp(&other.order())
     }
 }
 

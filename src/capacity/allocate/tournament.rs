@@ -4,6 +4,8 @@
 //! `log2 m` comparisons (`m` the player count rounded up to a power of
 //! two), where a binary heap's sift-down costs up to two per level.
 
+use crate::build::frontier::LogKey;
+
 /// Keys are packed `u128`s, larger wins; 0 means "out" (see [`pack`]).
 /// A key names its player (its low word), so each internal node holds
 /// just its match's loser key and a replay reads one 16-byte entry per
@@ -29,7 +31,7 @@ pub(super) struct Tournament {
 /// reads it back.
 pub(super) fn pack(log_prob: f64, player: u32) -> u128 {
     debug_assert!(log_prob <= 0.0 && !log_prob.is_nan() && player < u32::MAX);
-    (u128::from(!log_prob.to_bits()) << 32) | u128::from(u32::MAX - player)
+    (u128::from(LogKey::new(log_prob).order()) << 32) | u128::from(u32::MAX - player)
 }
 
 /// The player a packed key belongs to.
