@@ -48,8 +48,11 @@ impl PyBuilder {
         let mut drafter = Iid::new(dist_from_logprobs(logprobs, tokens)?);
         self.in_progress = false; // a full build replaces any incremental one
         let builder = &mut self.builder;
-        py.detach(|| build_and_evaluate(builder, &mut drafter))
-            .or_value_error()
+        py.detach(|| {
+            builder.build(&mut drafter)?;
+            Ok(last_tree(builder))
+        })
+        .or_value_error()
     }
 
     /// Starts an incremental build for a path-dependent drafter whose
@@ -115,10 +118,9 @@ impl PyBuilder {
     /// probabilities (docs/THEORY.md section 2).
     fn finish(&mut self) -> PyResult<PyTree> {
         self.check_in_progress()?;
-        let tree = self.builder.resume().finish().or_value_error()?.clone();
+        self.builder.resume().finish().or_value_error()?;
         self.in_progress = false;
-        let value = tree.path_logprobs().iter().map(|lp| lp.exp()).sum();
-        Ok(PyTree::new(tree, Some(value)))
+        Ok(last_tree(&self.builder))
     }
 
     /// Capacity (maximum number of draft nodes).
@@ -146,12 +148,12 @@ impl PyBuilder {
     }
 }
 
-fn build_and_evaluate(builder: &mut TreeBuilder, drafter: &mut Iid) -> speclight::Result<PyTree> {
-    let tree = builder.build_owned(drafter)?;
-    // E[X] under the drafter is the sum of the tree's path probabilities:
-    // the builder's OPT curve ends there (no second pass over the tree).
+/// The builder's last tree with its E[X] under the drafter: the sum of its
+/// path probabilities, where the builder's OPT curve ends (no second pass
+/// over the tree).
+fn last_tree(builder: &TreeBuilder) -> PyTree {
     let value = builder.opt_curve().last().copied().unwrap_or(0.0);
-    Ok(PyTree::new(tree, Some(value)))
+    PyTree::new(builder.tree().clone(), Some(value))
 }
 
 /// The optimal tree of at most `capacity` nodes for a context-free drafter.
