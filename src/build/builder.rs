@@ -515,7 +515,7 @@ impl<F: Frontier> TreeBuilder<F> {
 mod tests {
     use super::*;
     use crate::build::MAX_CAPACITY;
-    use crate::model::Iid;
+    use crate::model::{Iid, Opaque};
 
     #[test]
     fn takes_the_most_probable_prefixes() {
@@ -537,12 +537,6 @@ mod tests {
     /// the floor's code path), for context-free and path-dependent models.
     #[test]
     fn probability_floor_keeps_the_nodes_above_it() {
-        struct Opaque(Iid);
-        impl NextTokenModel for Opaque {
-            fn next(&mut self, path: &[TokenId]) -> Result<&TokenDist> {
-                self.0.next(path)
-            }
-        }
         let dist = TokenDist::from_probs(&[0.5, 0.3, 0.2]).unwrap();
         for floor in [0.0, 0.011, 0.07, 0.19, 0.45, 1.0] {
             let full = TreeBuilder::new(256)

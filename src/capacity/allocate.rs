@@ -298,7 +298,7 @@ mod tests {
     use super::*;
     use crate::dist::{TokenDist, TokenId};
     use crate::eval::evaluate;
-    use crate::model::Iid;
+    use crate::model::{Iid, Opaque};
     use proptest::prelude::*;
 
     /// A context-dependent model: the distribution after a path is chosen by
@@ -450,15 +450,6 @@ mod tests {
 
     fn weights() -> impl Strategy<Value = Vec<f64>> {
         prop::collection::vec(0.05f64..1.0, 1..4)
-    }
-
-    /// Hides `is_context_free`, so that each builder takes the general path.
-    struct Opaque(Iid);
-
-    impl NextTokenModel for Opaque {
-        fn next(&mut self, path: &[TokenId]) -> Result<&TokenDist> {
-            self.0.next(path)
-        }
     }
 
     proptest! {

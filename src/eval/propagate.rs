@@ -113,8 +113,9 @@ impl Writes<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::Opaque;
     use crate::tree::DraftTree;
-    use crate::{Error, Evaluator, Iid, NextTokenModel, Result, TokenDist, TokenId};
+    use crate::{Error, Evaluator, Iid, NextTokenModel, TokenDist};
 
     /// A chain of `n` nodes (node v's parent is v - 1) except that node
     /// `bad` names node `bad + 1`, which comes later (or does not exist).
@@ -130,15 +131,6 @@ mod tests {
             tree.push_unchecked(parent, 0, v + 1, 0.0);
         }
         tree
-    }
-
-    /// The same distribution after every path, not declared context-free.
-    struct Opaque(Iid);
-
-    impl NextTokenModel for Opaque {
-        fn next(&mut self, path: &[TokenId]) -> Result<&TokenDist> {
-            self.0.next(path)
-        }
     }
 
     #[test]

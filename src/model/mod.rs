@@ -15,6 +15,8 @@ mod random_env;
 
 pub use context::ContextModel;
 pub use iid::Iid;
+#[cfg(test)]
+pub(crate) use iid::Opaque;
 pub use ngram::{NgramLm, NgramModel};
 pub use positional::Positional;
 pub use positional_by_depth::PositionalByDepth;
